@@ -1,0 +1,38 @@
+/* Typed entry points for every GPU kernel: which shader and variant, its bindings, push
+ * constants and grid. The forward pass and the kernel tests both record through these, so
+ * each kernel's calling convention lives in exactly one place. */
+#ifndef VKLLM_KERNELS_H
+#define VKLLM_KERNELS_H
+
+#include "vk/vk.h"
+
+typedef struct kern_ctx {
+    vk_device *dev;
+    vk_batch *batch;
+    /* Extra "A=1;B=2" defines appended to every variant; tests use it to build deliberately
+     * broken variants. NULL in production. */
+    const char *extra_defines;
+} kern_ctx;
+
+typedef enum kern_binary_op { KERN_ADD, KERN_MUL } kern_binary_op;
+
+/* out = a op b over n floats. */
+vkllm_status kern_binary(kern_ctx *k, kern_binary_op op, const vk_buf *a, const vk_buf *b,
+                         const vk_buf *out, uint32_t n);
+/* out[r] = rmsnorm(x[r]) * w for rows r of n floats. */
+vkllm_status kern_rmsnorm(kern_ctx *k, const vk_buf *x, const vk_buf *w, const vk_buf *out,
+                          uint32_t rows, uint32_t n, float eps);
+/* out[r] = softmax(x[r]) for rows of n floats. */
+vkllm_status kern_softmax(kern_ctx *k, const vk_buf *x, const vk_buf *out, uint32_t rows, uint32_t n);
+/* out = silu(gate) * up over n floats. */
+vkllm_status kern_swiglu(kern_ctx *k, const vk_buf *gate, const vk_buf *up, const vk_buf *out, uint32_t n);
+/* n values F32 -> F16 (to_f16) or F16 -> F32. */
+vkllm_status kern_convert(kern_ctx *k, int to_f16, const vk_buf *src, const vk_buf *dst, uint32_t n);
+/* y[rows] = W[rows][cols] x[cols] for F32 or F16 (ggml type id) weights. */
+vkllm_status kern_matvec_float(kern_ctx *k, uint32_t wtype, const vk_buf *w, const vk_buf *x,
+                               const vk_buf *y, uint32_t rows, uint32_t cols);
+
+/* Groups for n items at wg per group, folded into (gx, gy) within the device's limits. */
+void kern_grid_1d(const vk_device *dev, uint64_t n, uint32_t wg, uint32_t *gx, uint32_t *gy);
+
+#endif

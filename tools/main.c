@@ -1,0 +1,35 @@
+/* vkllm: the command-line front end. Dispatches to subcommands; everything it does goes
+ * through the public API in include/vkllm.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/cli.h"
+#include "vkllm.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: vkllm <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  devices [--json]     list Vulkan devices and their capabilities\n"
+            "  version              print the version\n"
+            "\n"
+            "Environment: VKLLM_LOG=debug|info|warn|error, VKLLM_CACHE_DIR (shader cache),\n"
+            "VK_ICD_FILENAMES (pick a Vulkan driver).\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("vkllm %s\n", vkllm_version());
+        return 0;
+    }
+    fprintf(stderr, "vkllm: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,350 @@
+/* Batches: one command buffer of dispatches and copies, with barriers derived from the
+ * declared reads and writes, descriptor sets from per-batch pools, and optional timestamps
+ * around every dispatch. Finished batches return to a per-device free list for reuse. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vk/internal.h"
+#include "vk/pipeline.h"
+#include "vk/util.h"
+
+#define SETS_PER_POOL 256
+#define MAX_TIMESTAMPS 4096
+#define MAX_POOLS 64
+
+typedef struct range {
+    VkBuffer buf;
+    uint64_t lo, hi;
+} range;
+
+typedef struct ranges {
+    range *r;
+    uint32_t n, cap;
+} ranges;
+
+struct vk_batch {
+    struct vk_batch *next;
+    vk_device *dev;
+    VkCommandBuffer cb;
+    VkFence fence;
+    VkDescriptorPool pools[MAX_POOLS];
+    uint32_t n_pools, cur_pool;
+    VkQueryPool queries;
+    uint32_t n_queries;
+    uint64_t *stamps;
+    const char **labels;
+    uint32_t n_dispatch, cap_labels, n_barriers;
+    ranges reads, writes;
+    int recording;
+};
+
+static int ranges_add(ranges *rs, VkBuffer b, uint64_t lo, uint64_t hi) {
+    if (rs->n == rs->cap) {
+        uint32_t cap = rs->cap ? rs->cap * 2 : 32;
+        range *r = realloc(rs->r, cap * sizeof *r);
+        if (!r) return 0;
+        rs->r = r;
+        rs->cap = cap;
+    }
+    rs->r[rs->n++] = (range){b, lo, hi};
+    return 1;
+}
+
+static int ranges_hit(const ranges *rs, VkBuffer b, uint64_t lo, uint64_t hi) {
+    for (uint32_t i = 0; i < rs->n; i++)
+        if (rs->r[i].buf == b && lo < rs->r[i].hi && rs->r[i].lo < hi) return 1;
+    return 0;
+}
+
+static void batch_destroy(vk_device *dev, vk_batch *b) {
+    for (uint32_t i = 0; i < b->n_pools; i++) vkDestroyDescriptorPool(dev->device, b->pools[i], NULL);
+    if (b->queries) vkDestroyQueryPool(dev->device, b->queries, NULL);
+    if (b->fence) vkDestroyFence(dev->device, b->fence, NULL);
+    if (b->cb) vkFreeCommandBuffers(dev->device, dev->cmd_pool, 1, &b->cb);
+    free(b->stamps);
+    free(b->labels);
+    free(b->reads.r);
+    free(b->writes.r);
+    free(b);
+}
+
+void vk_batches_release(vk_device *dev) {
+    while (dev->free_batches) {
+        vk_batch *b = dev->free_batches;
+        dev->free_batches = b->next;
+        batch_destroy(dev, b);
+    }
+}
+
+static vkllm_status add_pool(vk_batch *b) {
+    if (b->n_pools == MAX_POOLS)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "a batch exceeded %d dispatches; submit more often",
+                       MAX_POOLS * SETS_PER_POOL);
+    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                               .descriptorCount = SETS_PER_POOL * VK_MAX_BINDINGS};
+    VkDescriptorPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                     .maxSets = SETS_PER_POOL,
+                                     .poolSizeCount = 1,
+                                     .pPoolSizes = &ps};
+    VK_TRY(vkCreateDescriptorPool(b->dev->device, &ci, NULL, &b->pools[b->n_pools]));
+    b->n_pools++;
+    return VKLLM_OK;
+}
+
+static vkllm_status batch_new(vk_device *dev, vk_batch **out) {
+    vk_batch *b = calloc(1, sizeof *b);
+    if (!b) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    b->dev = dev;
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = dev->cmd_pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
+    VkResult r = vkAllocateCommandBuffers(dev->device, &ai, &b->cb);
+    if (r == VK_SUCCESS) {
+        VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+        r = vkCreateFence(dev->device, &fi, NULL, &b->fence);
+    }
+    if (r == VK_SUCCESS && dev->enable_timestamps && dev->timestamp_bits) {
+        VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                    .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                    .queryCount = MAX_TIMESTAMPS};
+        r = vkCreateQueryPool(dev->device, &qi, NULL, &b->queries);
+        b->stamps = calloc(MAX_TIMESTAMPS, sizeof *b->stamps);
+        if (r == VK_SUCCESS && !b->stamps) r = VK_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    if (r != VK_SUCCESS) {
+        batch_destroy(dev, b);
+        return vk_check(r, "creating a command batch", __FILE__, __LINE__);
+    }
+    vkllm_status st = add_pool(b);
+    if (st) {
+        batch_destroy(dev, b);
+        return st;
+    }
+    *out = b;
+    return VKLLM_OK;
+}
+
+vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out) {
+    *out = NULL;
+    vk_batch *b = dev->free_batches;
+    if (b) {
+        dev->free_batches = b->next;
+        b->next = NULL;
+    } else {
+        vkllm_status st = batch_new(dev, &b);
+        if (st) return st;
+    }
+    for (uint32_t i = 0; i < b->n_pools; i++) vkResetDescriptorPool(dev->device, b->pools[i], 0);
+    b->cur_pool = 0;
+    b->n_dispatch = b->n_barriers = b->n_queries = 0;
+    b->reads.n = b->writes.n = 0;
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VkResult r = vkBeginCommandBuffer(b->cb, &bi);
+    if (r != VK_SUCCESS) {
+        batch_destroy(dev, b);
+        return vk_check(r, "vkBeginCommandBuffer", __FILE__, __LINE__);
+    }
+    /* Host writes to mapped memory before this submission become visible to the GPU by the
+     * submit itself; earlier queue work is ordered by this barrier. */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT};
+    vkCmdPipelineBarrier(b->cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
+                         0, 1, &mb, 0, NULL, 0, NULL);
+    if (b->queries) {
+        vkCmdResetQueryPool(b->cb, b->queries, 0, MAX_TIMESTAMPS);
+        vkCmdWriteTimestamp(b->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, b->queries, b->n_queries++);
+    }
+    b->recording = 1;
+    *out = b;
+    return VKLLM_OK;
+}
+
+/* Inserts a barrier if this access conflicts with what the batch did since the last one. */
+static vkllm_status track(vk_batch *b, VkBuffer buf, uint64_t lo, uint64_t hi, int write) {
+    int conflict = ranges_hit(&b->writes, buf, lo, hi) || (write && ranges_hit(&b->reads, buf, lo, hi));
+    if (conflict) {
+        VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                               VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+        VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+        vkCmdPipelineBarrier(b->cb, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
+        b->n_barriers++;
+        b->reads.n = b->writes.n = 0;
+    }
+    return VKLLM_OK;
+}
+
+static int note(vk_batch *b, VkBuffer buf, uint64_t lo, uint64_t hi, int write) {
+    return ranges_add(write ? &b->writes : &b->reads, buf, lo, hi);
+}
+
+static vkllm_status check_bind(vk_batch *b, const vk_bind *bd, uint64_t *abs_off, uint64_t *size) {
+    const vkllm_device_info *info = b->dev->info;
+    if (!bd->buf || !bd->buf->block) return vkl_err(VKLLM_ERR_INVALID_ARG, "binding an unallocated buffer");
+    uint64_t sz = bd->size ? bd->size : bd->buf->size - bd->offset;
+    if (bd->offset > bd->buf->size || sz > bd->buf->size - bd->offset)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "binding [%llu, +%llu) overruns a %llu-byte buffer",
+                       (unsigned long long)bd->offset, (unsigned long long)sz,
+                       (unsigned long long)bd->buf->size);
+    *abs_off = bd->buf->offset + bd->offset;
+    if (*abs_off % info->min_storage_buffer_offset_alignment)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "binding offset %llu is not a multiple of "
+                       "minStorageBufferOffsetAlignment (%u)", (unsigned long long)*abs_off,
+                       info->min_storage_buffer_offset_alignment);
+    if (sz > info->max_storage_buffer_range)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "binding of %llu bytes exceeds maxStorageBufferRange "
+                       "(%llu): split the tensor", (unsigned long long)sz,
+                       (unsigned long long)info->max_storage_buffer_range);
+    *size = sz;
+    return VKLLM_OK;
+}
+
+vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds, uint32_t n_binds,
+                               const void *push, uint32_t gx, uint32_t gy, uint32_t gz, const char *label) {
+    vk_device *dev = b->dev;
+    if (n_binds != p->desc.n_bindings)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "pipeline %s takes %u bindings, got %u", p->desc.shader,
+                       p->desc.n_bindings, n_binds);
+    for (int i = 0; i < 3; i++) {
+        uint32_t g = i == 0 ? gx : i == 1 ? gy : gz;
+        if (g == 0 || g > dev->info->max_workgroup_count[i])
+            return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: %u workgroups in dimension %d (device allows 1..%u)",
+                           p->desc.shader, g, i, dev->info->max_workgroup_count[i]);
+    }
+    VkDescriptorBufferInfo infos[VK_MAX_BINDINGS];
+    VkWriteDescriptorSet writes[VK_MAX_BINDINGS];
+    uint64_t offs[VK_MAX_BINDINGS], sizes[VK_MAX_BINDINGS];
+    for (uint32_t i = 0; i < n_binds; i++) {
+        vkllm_status st = check_bind(b, &binds[i], &offs[i], &sizes[i]);
+        if (st) {
+            vkl_err_context("%s binding %u", p->desc.shader, i);
+            return st;
+        }
+    }
+    for (uint32_t i = 0; i < n_binds; i++) track(b, binds[i].buf->buffer, offs[i], offs[i] + sizes[i], binds[i].write);
+    for (uint32_t i = 0; i < n_binds; i++)
+        if (!note(b, binds[i].buf->buffer, offs[i], offs[i] + sizes[i], binds[i].write))
+            return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+
+    VkDescriptorSet set = VK_NULL_HANDLE;
+    for (;;) {
+        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                          .descriptorPool = b->pools[b->cur_pool],
+                                          .descriptorSetCount = 1,
+                                          .pSetLayouts = &p->set_layout};
+        VkResult r = vkAllocateDescriptorSets(dev->device, &ai, &set);
+        if (r == VK_SUCCESS) break;
+        if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
+            return vk_check(r, "vkAllocateDescriptorSets", __FILE__, __LINE__);
+        b->cur_pool++;
+        if (b->cur_pool == b->n_pools) {
+            vkllm_status st = add_pool(b);
+            if (st) return st;
+        }
+    }
+    for (uint32_t i = 0; i < n_binds; i++) {
+        infos[i] = (VkDescriptorBufferInfo){.buffer = binds[i].buf->buffer, .offset = offs[i], .range = sizes[i]};
+        writes[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                           .dstSet = set,
+                                           .dstBinding = i,
+                                           .descriptorCount = 1,
+                                           .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                           .pBufferInfo = &infos[i]};
+    }
+    vkUpdateDescriptorSets(dev->device, n_binds, writes, 0, NULL);
+    vkCmdBindPipeline(b->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+    vkCmdBindDescriptorSets(b->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+    if (p->desc.push_size)
+        vkCmdPushConstants(b->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->desc.push_size, push);
+    vkCmdDispatch(b->cb, gx, gy, gz);
+    if (b->queries && b->n_queries < MAX_TIMESTAMPS) {
+        vkCmdWriteTimestamp(b->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, b->queries, b->n_queries++);
+        if (b->n_dispatch == b->cap_labels) {
+            uint32_t cap = b->cap_labels ? b->cap_labels * 2 : 64;
+            const char **l = realloc(b->labels, cap * sizeof *l);
+            if (!l) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+            b->labels = l;
+            b->cap_labels = cap;
+        }
+        b->labels[b->n_dispatch] = label ? label : p->desc.shader;
+    }
+    b->n_dispatch++;
+    return VKLLM_OK;
+}
+
+vkllm_status vk_batch_copy(vk_batch *b, const vk_buf *src, uint64_t src_off, const vk_buf *dst,
+                           uint64_t dst_off, uint64_t size) {
+    if (src_off + size > src->size || dst_off + size > dst->size || src_off + size < size)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "copy of %llu bytes overruns a buffer", (unsigned long long)size);
+    uint64_t s = src->offset + src_off, d = dst->offset + dst_off;
+    track(b, src->buffer, s, s + size, 0);
+    track(b, dst->buffer, d, d + size, 1);
+    if (!note(b, src->buffer, s, s + size, 0) || !note(b, dst->buffer, d, d + size, 1))
+        return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    VkBufferCopy c = {.srcOffset = s, .dstOffset = d, .size = size};
+    vkCmdCopyBuffer(b->cb, src->buffer, dst->buffer, 1, &c);
+    return VKLLM_OK;
+}
+
+vkllm_status vk_batch_fill(vk_batch *b, const vk_buf *dst, uint64_t off, uint64_t size, uint32_t value) {
+    if (off + size > dst->size || off % 4 || size % 4)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "fill of %llu bytes at %llu: must be 4-byte aligned and "
+                       "inside the buffer", (unsigned long long)size, (unsigned long long)off);
+    uint64_t d = dst->offset + off;
+    track(b, dst->buffer, d, d + size, 1);
+    if (!note(b, dst->buffer, d, d + size, 1)) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    vkCmdFillBuffer(b->cb, dst->buffer, d, size, value);
+    return VKLLM_OK;
+}
+
+vkllm_status vk_batch_submit_wait(vk_batch *b) {
+    vk_device *dev = b->dev;
+    if (!b->recording) return vkl_err(VKLLM_ERR_INVALID_ARG, "batch submitted twice");
+    b->recording = 0;
+    /* Make every write of the batch visible to the host and to later submissions. */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_MEMORY_READ_BIT};
+    vkCmdPipelineBarrier(b->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0,
+                         NULL, 0, NULL);
+    VK_TRY(vkEndCommandBuffer(b->cb));
+    VK_TRY(vkResetFences(dev->device, 1, &b->fence));
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &b->cb};
+    VK_TRY(vkQueueSubmit(dev->queue, 1, &si, b->fence));
+    VK_TRY(vkWaitForFences(dev->device, 1, &b->fence, VK_TRUE, UINT64_MAX));
+    if (b->queries && b->n_queries > 1) {
+        VK_TRY(vkGetQueryPoolResults(dev->device, b->queries, 0, b->n_queries, b->n_queries * sizeof(uint64_t),
+                                     b->stamps, sizeof(uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
+    }
+    return VKLLM_OK;
+}
+
+uint32_t vk_batch_dispatch_count(const vk_batch *b) { return b->n_dispatch; }
+uint32_t vk_batch_barrier_count(const vk_batch *b) { return b->n_barriers; }
+
+double vk_batch_dispatch_ms(const vk_batch *b, uint32_t i) {
+    if (!b->queries || i + 1 >= b->n_queries) return -1;
+    uint64_t mask = b->dev->timestamp_bits >= 64 ? ~0ull : ((1ull << b->dev->timestamp_bits) - 1);
+    uint64_t dt = (b->stamps[i + 1] - b->stamps[i]) & mask;
+    return (double)dt * b->dev->info->timestamp_period_ns * 1e-6;
+}
+
+const char *vk_batch_dispatch_label(const vk_batch *b, uint32_t i) {
+    return (b->labels && i < b->n_dispatch && i + 1 < b->n_queries) ? b->labels[i] : "";
+}
+
+void vk_batch_free(vk_batch *b) {
+    if (!b) return;
+    vk_device *dev = b->dev;
+    if (b->recording) { /* abandoned mid-recording: the command buffer is reset on reuse */
+        vkEndCommandBuffer(b->cb);
+        b->recording = 0;
+    }
+    b->next = dev->free_batches;
+    dev->free_batches = b;
+}

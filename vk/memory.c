@@ -1,0 +1,307 @@
+/* Device memory: large blocks (never above maxMemoryAllocationSize), each spanned by one
+ * VkBuffer and suballocated first-fit with coalescing; a per-opening budget on device-local
+ * bytes; and host transfers through a two-slot staging ring when memory is not mappable. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vk/internal.h"
+#include "vk/util.h"
+
+#define STAGING_SLOT_SIZE (16ull << 20)
+
+static void block_destroy(vk_device *dev, vk_block *b) {
+    if (b->map) vkUnmapMemory(dev->device, b->memory);
+    if (b->buffer) vkDestroyBuffer(dev->device, b->buffer, NULL);
+    if (b->memory) vkFreeMemory(dev->device, b->memory, NULL);
+    free(b->free_off);
+    free(b->free_len);
+    free(b);
+}
+
+static vkllm_status block_create(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_block **out) {
+    *out = NULL;
+    char b1[32], b2[32], b3[32];
+    if (kind == VK_MEM_DEVICE && dev->kind_bytes[VK_MEM_DEVICE] + size > dev->budget)
+        return vkl_err(VKLLM_ERR_OUT_OF_MEMORY,
+                       "%s: allocating %s would exceed its budget (%s of %s in use); pass a larger "
+                       "--device-mem, another device, or a smaller model/context",
+                       dev->label, vkl_fmt_bytes(b1, sizeof b1, size),
+                       vkl_fmt_bytes(b2, sizeof b2, dev->kind_bytes[VK_MEM_DEVICE]),
+                       vkl_fmt_bytes(b3, sizeof b3, dev->budget));
+    if (size > dev->info->max_memory_allocation_size)
+        return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "%s: one allocation of %s exceeds "
+                       "maxMemoryAllocationSize (%s)", dev->label, vkl_fmt_bytes(b1, sizeof b1, size),
+                       vkl_fmt_bytes(b2, sizeof b2, dev->info->max_memory_allocation_size));
+    vk_block *b = calloc(1, sizeof *b);
+    if (!b) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    b->size = size;
+    b->kind = kind;
+    VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+                              .size = size,
+                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkResult r = vkCreateBuffer(dev->device, &bci, NULL, &b->buffer);
+    VkMemoryRequirements req = {0};
+    if (r == VK_SUCCESS) {
+        vkGetBufferMemoryRequirements(dev->device, b->buffer, &req);
+        if (!(req.memoryTypeBits & (1u << dev->mem_type[kind]))) r = VK_ERROR_FEATURE_NOT_PRESENT;
+    }
+    if (r == VK_SUCCESS) {
+        VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                                    .allocationSize = req.size,
+                                    .memoryTypeIndex = dev->mem_type[kind]};
+        r = vkAllocateMemory(dev->device, &mai, NULL, &b->memory);
+    }
+    if (r == VK_SUCCESS) r = vkBindBufferMemory(dev->device, b->buffer, b->memory, 0);
+    if (r == VK_SUCCESS && dev->mem_mapped[kind]) r = vkMapMemory(dev->device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->map);
+    if (r == VK_SUCCESS) {
+        b->cap_free = 8;
+        b->free_off = malloc(b->cap_free * sizeof *b->free_off);
+        b->free_len = malloc(b->cap_free * sizeof *b->free_len);
+        if (!b->free_off || !b->free_len) r = VK_ERROR_OUT_OF_HOST_MEMORY;
+    }
+    if (r != VK_SUCCESS) {
+        block_destroy(dev, b);
+        vkllm_status st = vk_check(r, "allocating a memory block", __FILE__, __LINE__);
+        vkl_err_context("%s: %s block", dev->label, vkl_fmt_bytes(b1, sizeof b1, size));
+        return st;
+    }
+    b->free_off[0] = 0;
+    b->free_len[0] = size;
+    b->n_free = 1;
+    dev->kind_bytes[kind] += size;
+    b->next = dev->blocks;
+    dev->blocks = b;
+    *out = b;
+    return VKLLM_OK;
+}
+
+/* First fit inside one block; returns the offset or UINT64_MAX. */
+static uint64_t block_take(vk_block *b, uint64_t size) {
+    for (uint32_t i = 0; i < b->n_free; i++) {
+        if (b->free_len[i] < size) continue;
+        uint64_t off = b->free_off[i];
+        b->free_off[i] += size;
+        b->free_len[i] -= size;
+        if (b->free_len[i] == 0) {
+            memmove(&b->free_off[i], &b->free_off[i + 1], (b->n_free - i - 1) * sizeof *b->free_off);
+            memmove(&b->free_len[i], &b->free_len[i + 1], (b->n_free - i - 1) * sizeof *b->free_len);
+            b->n_free--;
+        }
+        return off;
+    }
+    return UINT64_MAX;
+}
+
+static int block_give(vk_block *b, uint64_t off, uint64_t size) {
+    uint32_t i = 0;
+    while (i < b->n_free && b->free_off[i] < off) i++;
+    int merge_prev = i > 0 && b->free_off[i - 1] + b->free_len[i - 1] == off;
+    int merge_next = i < b->n_free && off + size == b->free_off[i];
+    if (merge_prev && merge_next) {
+        b->free_len[i - 1] += size + b->free_len[i];
+        memmove(&b->free_off[i], &b->free_off[i + 1], (b->n_free - i - 1) * sizeof *b->free_off);
+        memmove(&b->free_len[i], &b->free_len[i + 1], (b->n_free - i - 1) * sizeof *b->free_len);
+        b->n_free--;
+    } else if (merge_prev) {
+        b->free_len[i - 1] += size;
+    } else if (merge_next) {
+        b->free_off[i] = off;
+        b->free_len[i] += size;
+    } else {
+        if (b->n_free == b->cap_free) {
+            uint32_t cap = b->cap_free * 2;
+            uint64_t *o = realloc(b->free_off, cap * sizeof *o);
+            if (o) b->free_off = o;
+            uint64_t *l = realloc(b->free_len, cap * sizeof *l);
+            if (l) b->free_len = l;
+            if (!o || !l) return 0; /* the range leaks inside the block; the block is still freed at close */
+            b->cap_free = cap;
+        }
+        memmove(&b->free_off[i + 1], &b->free_off[i], (b->n_free - i) * sizeof *b->free_off);
+        memmove(&b->free_len[i + 1], &b->free_len[i], (b->n_free - i) * sizeof *b->free_len);
+        b->free_off[i] = off;
+        b->free_len[i] = size;
+        b->n_free++;
+    }
+    return 1;
+}
+
+vkllm_status vk_buf_alloc(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_buf *out) {
+    memset(out, 0, sizeof *out);
+    if (size == 0) size = 1;
+    uint64_t need = vkl_align_up(size, dev->alignment);
+    vk_block *b = NULL;
+    uint64_t off = UINT64_MAX;
+    if (need <= dev->block_size) {
+        for (b = dev->blocks; b; b = b->next) {
+            if (b->kind != kind) continue;
+            off = block_take(b, need);
+            if (off != UINT64_MAX) break;
+        }
+    }
+    if (off == UINT64_MAX) {
+        /* Small requests share a standard block; a large one gets a block of its own. When the
+         * budget cannot fit a whole standard block, a block just large enough is tried. */
+        uint64_t bs = need > dev->block_size ? need : dev->block_size;
+        if (kind == VK_MEM_DEVICE && bs > need && dev->kind_bytes[kind] + bs > dev->budget) bs = need;
+        vkllm_status st = block_create(dev, kind, bs, &b);
+        if (st) return st;
+        off = block_take(b, need);
+    }
+    out->block = b;
+    out->buffer = b->buffer;
+    out->offset = off;
+    out->size = size;
+    out->map = b->map ? (char *)b->map + off : NULL;
+    dev->used_bytes += need;
+    return VKLLM_OK;
+}
+
+void vk_buf_free(vk_device *dev, vk_buf *buf) {
+    if (!buf || !buf->block) return;
+    uint64_t need = vkl_align_up(buf->size ? buf->size : 1, dev->alignment);
+    block_give(buf->block, buf->offset, need);
+    dev->used_bytes -= need;
+    vk_block *b = buf->block;
+    /* Return wholly free blocks to the driver so budgets reflect what is really held. */
+    if (b->n_free == 1 && b->free_off[0] == 0 && b->free_len[0] == b->size) {
+        vk_block **pp = &dev->blocks;
+        while (*pp && *pp != b) pp = &(*pp)->next;
+        if (*pp) *pp = b->next;
+        dev->kind_bytes[b->kind] -= b->size;
+        block_destroy(dev, b);
+    }
+    memset(buf, 0, sizeof *buf);
+}
+
+void vk_mem_release_all(vk_device *dev) {
+    while (dev->blocks) {
+        vk_block *b = dev->blocks;
+        dev->blocks = b->next;
+        block_destroy(dev, b);
+    }
+    dev->kind_bytes[0] = dev->kind_bytes[1] = dev->used_bytes = 0;
+}
+
+void vk_mem_get_stats(const vk_device *dev, vk_mem_stats *out) {
+    memset(out, 0, sizeof *out);
+    out->budget = dev->budget;
+    out->device_bytes = dev->kind_bytes[VK_MEM_DEVICE];
+    out->host_bytes = dev->kind_bytes[VK_MEM_HOST];
+    out->used_bytes = dev->used_bytes;
+    for (vk_block *b = dev->blocks; b; b = b->next) out->blocks++;
+}
+
+/* ---- staging ring ---- */
+
+static vkllm_status staging_ready(vk_device *dev) {
+    if (dev->staging[0].buf.block) return VKLLM_OK;
+    for (int i = 0; i < 2; i++) {
+        vk_staging_slot *s = &dev->staging[i];
+        vkllm_status st = vk_buf_alloc(dev, VK_MEM_HOST, STAGING_SLOT_SIZE, &s->buf);
+        if (st) return st;
+        VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                          .commandPool = dev->cmd_pool,
+                                          .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                          .commandBufferCount = 1};
+        VK_TRY(vkAllocateCommandBuffers(dev->device, &ai, &s->cb));
+        VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+        VK_TRY(vkCreateFence(dev->device, &fi, NULL, &s->fence));
+    }
+    dev->staging_size = STAGING_SLOT_SIZE;
+    return VKLLM_OK;
+}
+
+static vkllm_status staging_wait(vk_device *dev, vk_staging_slot *s) {
+    if (!s->busy) return VKLLM_OK;
+    VK_TRY(vkWaitForFences(dev->device, 1, &s->fence, VK_TRUE, UINT64_MAX));
+    VK_TRY(vkResetFences(dev->device, 1, &s->fence));
+    s->busy = 0;
+    return VKLLM_OK;
+}
+
+static vkllm_status staging_copy(vk_device *dev, vk_staging_slot *s, VkBuffer src, uint64_t src_off,
+                                 VkBuffer dst, uint64_t dst_off, uint64_t size) {
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VK_TRY(vkBeginCommandBuffer(s->cb, &bi));
+    /* Order against earlier GPU work on these ranges, and make results visible to the host. */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(s->cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    VkBufferCopy c = {.srcOffset = src_off, .dstOffset = dst_off, .size = size};
+    vkCmdCopyBuffer(s->cb, src, dst, 1, &c);
+    VkMemoryBarrier mb2 = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                           .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_MEMORY_READ_BIT};
+    vkCmdPipelineBarrier(s->cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb2, 0,
+                         NULL, 0, NULL);
+    VK_TRY(vkEndCommandBuffer(s->cb));
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &s->cb};
+    VK_TRY(vkQueueSubmit(dev->queue, 1, &si, s->fence));
+    s->busy = 1;
+    return VKLLM_OK;
+}
+
+static vkllm_status check_range(const vk_buf *buf, uint64_t off, uint64_t size) {
+    uint64_t end;
+    if (!buf || !buf->block) return vkl_err(VKLLM_ERR_INVALID_ARG, "transfer on an unallocated buffer");
+    if (!vkl_add_u64(off, size, &end) || end > buf->size)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "transfer of %llu bytes at offset %llu overruns a "
+                       "%llu-byte buffer", (unsigned long long)size, (unsigned long long)off,
+                       (unsigned long long)buf->size);
+    return VKLLM_OK;
+}
+
+vkllm_status vk_buf_write(vk_device *dev, const vk_buf *buf, uint64_t off, const void *src, uint64_t size) {
+    vkllm_status st = check_range(buf, off, size);
+    if (st) return st;
+    if (buf->map) {
+        memcpy((char *)buf->map + off, src, size);
+        return VKLLM_OK;
+    }
+    if ((st = staging_ready(dev))) return st;
+    /* Alternate slots so the CPU fills one while the GPU copies the other. */
+    const char *p = src;
+    uint64_t done = 0;
+    int slot = 0;
+    while (done < size) {
+        vk_staging_slot *s = &dev->staging[slot];
+        if ((st = staging_wait(dev, s))) return st;
+        uint64_t n = size - done < dev->staging_size ? size - done : dev->staging_size;
+        memcpy(s->buf.map, p + done, n);
+        st = staging_copy(dev, s, s->buf.buffer, s->buf.offset, buf->buffer, buf->offset + off + done, n);
+        if (st) return st;
+        done += n;
+        slot ^= 1;
+    }
+    if ((st = staging_wait(dev, &dev->staging[0]))) return st;
+    return staging_wait(dev, &dev->staging[1]);
+}
+
+vkllm_status vk_buf_read(vk_device *dev, const vk_buf *buf, uint64_t off, void *dst, uint64_t size) {
+    vkllm_status st = check_range(buf, off, size);
+    if (st) return st;
+    if (buf->map) {
+        memcpy(dst, (const char *)buf->map + off, size);
+        return VKLLM_OK;
+    }
+    if ((st = staging_ready(dev))) return st;
+    char *p = dst;
+    uint64_t done = 0;
+    while (done < size) {
+        vk_staging_slot *s = &dev->staging[0];
+        uint64_t n = size - done < dev->staging_size ? size - done : dev->staging_size;
+        st = staging_copy(dev, s, buf->buffer, buf->offset + off + done, s->buf.buffer, s->buf.offset, n);
+        if (st) return st;
+        if ((st = staging_wait(dev, s))) return st;
+        memcpy(p + done, s->buf.map, n);
+        done += n;
+    }
+    return VKLLM_OK;
+}

@@ -1,0 +1,171 @@
+/* The Vulkan layer: instance and devices, memory, run-time shader compilation with caches,
+ * pipelines and command submission. It knows nothing of language models; runtime/ asks it
+ * for buffers, pipelines and batches of dispatches. */
+#ifndef VKLLM_VK_H
+#define VKLLM_VK_H
+
+#include <stdint.h>
+#include <volk.h>
+
+#include "vkllm.h"
+
+/* Maps a VkResult to a status and records "call failed: VK_ERROR_..." with file and line. */
+vkllm_status vk_check(VkResult r, const char *call, const char *file, int line);
+#define VK_TRY(call)                                                        \
+    do {                                                                    \
+        VkResult vk_r_ = (call);                                            \
+        if (vk_r_ != VK_SUCCESS) return vk_check(vk_r_, #call, __FILE__, __LINE__); \
+    } while (0)
+const char *vk_result_string(VkResult r);
+
+/* ------------------------------------------------------------ instance ---- */
+
+typedef struct vk_instance vk_instance;
+
+/* Loads Vulkan through volk and creates an instance. The Khronos validation layer is enabled
+ * when validation != 0 or the environment sets VKLLM_VALIDATION=1; its warnings and errors are
+ * logged and counted (vk_validation_messages). VKLLM_ERR_NO_VULKAN when no loader or driver. */
+vkllm_status vk_instance_create(int validation, vk_instance **out);
+void vk_instance_destroy(vk_instance *inst);
+uint32_t vk_device_count(const vk_instance *inst);
+const vkllm_device_info *vk_device_info(const vk_instance *inst, uint32_t index);
+/* Warning and error messages the validation layer has reported so far. */
+uint32_t vk_validation_messages(const vk_instance *inst);
+
+/* -------------------------------------------------------------- device ---- */
+
+typedef struct vk_device vk_device;
+
+typedef struct vk_device_opts {
+    /* Bytes this opening may allocate on its device-local heap; 0 = the heap size (or the
+     * VK_EXT_memory_budget budget when smaller). Each opening of the same physical device
+     * has its own budget, so one GPU can stand in for several cards. */
+    uint64_t budget;
+    /* Block size for suballocation; 0 = default (256 MiB, clamped to the device limits). */
+    uint64_t block_size;
+    int enable_timestamps; /* allocate a timestamp query pool per batch */
+} vk_device_opts;
+
+vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_opts *opts,
+                            vk_device **out);
+/* Waits for idle, saves the pipeline cache, frees everything. */
+void vk_device_close(vk_device *dev);
+const vkllm_device_info *vk_device_props(const vk_device *dev);
+/* A label for messages, e.g. "device 0 (llvmpipe) #2" for the second opening. */
+const char *vk_device_label(const vk_device *dev);
+
+/* -------------------------------------------------------------- memory ---- */
+
+typedef enum vk_mem_kind {
+    VK_MEM_DEVICE,   /* weights, activations: device-local (and host-visible if UMA/ReBAR) */
+    VK_MEM_HOST,     /* staging and readback: host-visible, cached where possible */
+} vk_mem_kind;
+
+typedef struct vk_block vk_block;
+
+/* A suballocated range of a device memory block. One VkBuffer spans each block, so a
+ * vk_buf is that VkBuffer plus an offset. `map` is non-NULL when the memory is mapped. */
+typedef struct vk_buf {
+    vk_block *block;
+    VkBuffer buffer;
+    uint64_t offset;
+    uint64_t size;
+    void *map;
+} vk_buf;
+
+vkllm_status vk_buf_alloc(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_buf *out);
+void vk_buf_free(vk_device *dev, vk_buf *buf);
+/* Host <-> buffer copies at byte offset `off` in buf: a memcpy when mapped, else through the
+ * device's reusable staging ring. These wait for completion. */
+vkllm_status vk_buf_write(vk_device *dev, const vk_buf *buf, uint64_t off, const void *src,
+                          uint64_t size);
+vkllm_status vk_buf_read(vk_device *dev, const vk_buf *buf, uint64_t off, void *dst,
+                         uint64_t size);
+
+typedef struct vk_mem_stats {
+    uint64_t budget;       /* device-local bytes this opening may use */
+    uint64_t device_bytes; /* device-local bytes allocated (blocks) */
+    uint64_t host_bytes;   /* host-visible (staging/readback) bytes allocated */
+    uint64_t used_bytes;   /* bytes handed out to live vk_bufs */
+    uint32_t blocks;
+} vk_mem_stats;
+void vk_mem_get_stats(const vk_device *dev, vk_mem_stats *out);
+
+/* ------------------------------------------------------------- shaders ---- */
+
+typedef struct vk_spirv {
+    uint32_t *words;
+    size_t count;
+} vk_spirv;
+
+typedef struct vk_shader_stats {
+    uint32_t spirv_hits, spirv_misses; /* disk cache */
+    double compile_ms;                 /* time spent in glslang */
+    double saved_ms;                   /* compile time the cache hits saved (recorded cost) */
+    uint32_t pipeline_cache_loaded;    /* 1 if a VkPipelineCache blob was accepted */
+    uint64_t pipeline_cache_bytes;
+} vk_shader_stats;
+
+/* Compiles shaders/<name> (embedded) with `defines` ("A=1;B=float", may be NULL) prepended
+ * after #version, consulting the SPIR-V disk cache. VKLLM_ERR_SHADER with the shader name,
+ * defines and glslang's log on failure. The caller frees out->words. */
+vkllm_status vk_compile_shader(const char *name, const char *defines, vk_spirv *out);
+void vk_shader_get_stats(vk_shader_stats *out);
+/* The cache directory in use ($VKLLM_CACHE_DIR, $XDG_CACHE_HOME/vkllm, ~/.cache/vkllm);
+ * NULL when caching is disabled (VKLLM_CACHE_DIR="" or no home). */
+const char *vk_cache_dir(void);
+
+/* ----------------------------------------------------------- pipelines ---- */
+
+#define VK_MAX_BINDINGS 8
+#define VK_MAX_SPEC 8
+#define VK_MAX_PUSH 128
+
+typedef struct vk_pipeline_desc {
+    const char *shader;   /* "add.comp" */
+    const char *defines;  /* "OP_MUL=1;TYPE=q4_0" or NULL */
+    uint32_t n_bindings;  /* storage buffers at set 0, bindings 0..n-1 */
+    uint32_t push_size;   /* bytes of push constants (<= VK_MAX_PUSH) */
+    uint32_t n_spec;      /* uint32 specialization constants with ids 0..n-1 */
+    uint32_t spec[VK_MAX_SPEC];
+} vk_pipeline_desc;
+
+typedef struct vk_pipeline vk_pipeline;
+
+/* Returns the pipeline for desc, creating and memoizing it on first use. */
+vkllm_status vk_pipeline_get(vk_device *dev, const vk_pipeline_desc *desc, vk_pipeline **out);
+
+/* ------------------------------------------------------------- batches ---- */
+
+/* A binding: a range of a buffer, and whether the dispatch writes it. Ranges must respect
+ * minStorageBufferOffsetAlignment and maxStorageBufferRange (checked). */
+typedef struct vk_bind {
+    const vk_buf *buf;
+    uint64_t offset; /* relative to buf */
+    uint64_t size;   /* 0 = rest of buf */
+    int write;
+} vk_bind;
+
+typedef struct vk_batch vk_batch;
+
+/* A command buffer being recorded. Barriers are inserted automatically from the declared
+ * reads and writes: only where a range read or written overlaps an earlier write (or a write
+ * overlaps an earlier read) since the last barrier. */
+vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out);
+vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds,
+                               uint32_t n_binds, const void *push, uint32_t gx, uint32_t gy,
+                               uint32_t gz, const char *label);
+vkllm_status vk_batch_copy(vk_batch *b, const vk_buf *src, uint64_t src_off, const vk_buf *dst,
+                           uint64_t dst_off, uint64_t size);
+vkllm_status vk_batch_fill(vk_batch *b, const vk_buf *dst, uint64_t off, uint64_t size,
+                           uint32_t value);
+/* Submits and waits; the batch can then be inspected (timestamps) and must be freed. */
+vkllm_status vk_batch_submit_wait(vk_batch *b);
+/* GPU time of dispatch i in ms (timestamps enabled), or -1. */
+uint32_t vk_batch_dispatch_count(const vk_batch *b);
+double vk_batch_dispatch_ms(const vk_batch *b, uint32_t i);
+const char *vk_batch_dispatch_label(const vk_batch *b, uint32_t i);
+uint32_t vk_batch_barrier_count(const vk_batch *b);
+void vk_batch_free(vk_batch *b);
+
+#endif
