@@ -20,6 +20,12 @@ static vkllm_status get_pipeline(kern_ctx *k, const char *shader, const char *de
     return vk_pipeline_get(k->dev, &d, out);
 }
 
+uint64_t kern_max_binding(const kern_ctx *k) {
+    uint64_t m = vk_device_props(k->dev)->max_storage_buffer_range;
+    if (k->max_binding_override && k->max_binding_override < m) m = k->max_binding_override;
+    return m;
+}
+
 void kern_grid_1d(const vk_device *dev, uint64_t n, uint32_t wg, uint32_t *gx, uint32_t *gy) {
     uint64_t groups = (n + wg - 1) / wg;
     if (groups == 0) groups = 1;
@@ -78,17 +84,17 @@ vkllm_status kern_softmax(kern_ctx *k, const vk_buf *x, const vk_buf *out, uint3
     return vk_batch_dispatch(k->batch, p, bd, 2, &n, rows, 1, 1, "softmax");
 }
 
-vkllm_status kern_matvec_float(kern_ctx *k, uint32_t wtype, const vk_buf *w, const vk_buf *x,
+vkllm_status kern_matvec_float(kern_ctx *k, uint32_t type, const vk_buf *w, const vk_buf *x,
                                const vk_buf *y, uint32_t rows, uint32_t cols) {
-    if (wtype != WTYPE_F32 && wtype != WTYPE_F16)
-        return vkl_err(VKLLM_ERR_UNSUPPORTED, "kern_matvec_float: weight type %u is not F32/F16", wtype);
+    if (type != WTYPE_F32 && type != WTYPE_F16)
+        return vkl_err(VKLLM_ERR_UNSUPPORTED, "kern_matvec_float: weight type %u is not F32/F16", type);
     const uint32_t rows_per_wg = 2;
     vk_pipeline *p;
-    vkllm_status st = get_pipeline(k, "matvec_float.comp", wtype == WTYPE_F16 ? "WTYPE_F16=1;ROWS_PER_WG=2" : "ROWS_PER_WG=2",
+    vkllm_status st = get_pipeline(k, "matvec_float.comp", type == WTYPE_F16 ? "WTYPE_F16=1;ROWS_PER_WG=2" : "ROWS_PER_WG=2",
                                    3, 8, WG_REDUCE, &p);
     if (st) return st;
     struct { uint32_t rows, cols; } pc = {rows, cols};
-    uint64_t wbytes = (uint64_t)rows * cols * (wtype == WTYPE_F16 ? 2 : 4);
+    uint64_t wbytes = (uint64_t)rows * cols * (type == WTYPE_F16 ? 2 : 4);
     vk_bind bd[3] = {{w, 0, wbytes, 0}, {x, 0, (uint64_t)cols * 4, 0}, {y, 0, (uint64_t)rows * 4, 1}};
     return vk_batch_dispatch(k->batch, p, bd, 3, &pc, (rows + rows_per_wg - 1) / rows_per_wg, 1, 1, "matvec");
 }

@@ -12,7 +12,13 @@ typedef struct kern_ctx {
     /* Extra "A=1;B=2" defines appended to every variant; tests use it to build deliberately
      * broken variants. NULL in production. */
     const char *extra_defines;
+    /* When nonzero, kernels that split large tensors into several bindings use this instead
+     * of maxStorageBufferRange, so tests can exercise the split path with small tensors. */
+    uint64_t max_binding_override;
 } kern_ctx;
+
+/* The largest binding a kernel may use: maxStorageBufferRange or the test override. */
+uint64_t kern_max_binding(const kern_ctx *k);
 
 typedef enum kern_binary_op { KERN_ADD, KERN_MUL } kern_binary_op;
 
@@ -29,7 +35,7 @@ vkllm_status kern_swiglu(kern_ctx *k, const vk_buf *gate, const vk_buf *up, cons
 /* n values F32 -> F16 (to_f16) or F16 -> F32. */
 vkllm_status kern_convert(kern_ctx *k, int to_f16, const vk_buf *src, const vk_buf *dst, uint32_t n);
 /* y[rows] = W[rows][cols] x[cols] for F32 or F16 (ggml type id) weights. */
-vkllm_status kern_matvec_float(kern_ctx *k, uint32_t wtype, const vk_buf *w, const vk_buf *x,
+vkllm_status kern_matvec_float(kern_ctx *k, uint32_t type, const vk_buf *w, const vk_buf *x,
                                const vk_buf *y, uint32_t rows, uint32_t cols);
 
 /* Groups for n items at wg per group, folded into (gx, gy) within the device's limits. */

@@ -107,3 +107,31 @@ char *th_read_file(const char *path, size_t *size) {
     }
     return p;
 }
+
+char *th_run_cli(const char *env, const char *args, int *exit_code) {
+    const char *bin = getenv("VKLLM_BIN_DIR");
+    if (!bin || !*bin) bin = ".";
+    size_t cap = strlen(bin) + strlen(args) + strlen(env) + 32;
+    char *cmd = malloc(cap);
+    snprintf(cmd, cap, "%s %s/%s", env, bin, args);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    if (!p) {
+        *exit_code = -1;
+        return NULL;
+    }
+    size_t n = 0, size = 4096;
+    char *out = malloc(size);
+    size_t got;
+    while ((got = fread(out + n, 1, size - n - 1, p)) > 0) {
+        n += got;
+        if (size - n < 1024) {
+            size *= 2;
+            out = realloc(out, size);
+        }
+    }
+    out[n] = 0;
+    int rc = pclose(p);
+    *exit_code = (rc >= 0 && (rc & 0x7f) == 0) ? (rc >> 8) & 0xff : -1;
+    return out;
+}

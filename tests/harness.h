@@ -14,6 +14,7 @@ void th_fail(const char *file, int line, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
+
     ;
 
 #define CHECK(cond)                                                    \
@@ -58,4 +59,9 @@ const char *th_tmp_path(const char *name, char *buf, size_t cap);
 /* Reads a whole file into a malloc'd, NUL-terminated buffer; NULL if unreadable. */
 char *th_read_file(const char *path, size_t *size);
 
+
+
+/* Runs `$VKLLM_BIN_DIR/<args>` through the shell with extra environment assignments `env`
+ * (may be ""), capturing stdout (malloc'd, NUL-terminated) and the exit status. */
+char *th_run_cli(const char *env, const char *args, int *exit_code);
 #endif

@@ -46,8 +46,11 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBi
                                                const VkDebugUtilsMessengerCallbackDataEXT *data,
                                                void *user) {
     vk_instance *inst = user;
-    (void)type;
-    if (sev >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
+    /* The loader reports its own search (e.g. a missing ICD file) as GENERAL messages; only
+     * what the validation layer finds counts against the application. */
+    int counts = (type & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                          VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT)) != 0;
+    if (sev >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT && counts) {
         inst->validation_messages++;
         vkl_log(VKLLM_LOG_ERROR, "validation: %s", data->pMessage);
     } else {
