@@ -127,6 +127,164 @@ VKLLM_API uint32_t vkllm_default_device(const vkllm_device_info *devices, uint32
 VKLLM_API const char *vkllm_device_type_string(vkllm_device_type type);
 VKLLM_API void vkllm_free(void *p);
 
+/* ----------------------------------------------------------------- models ---- */
+
+typedef struct vkllm_model vkllm_model;
+typedef struct vkllm_context vkllm_context;
+
+/* Called while a model loads with progress in [0, 1]; return nonzero to cancel the load
+ * (vkllm_model_load then returns VKLLM_ERR_CANCELLED). */
+typedef int (*vkllm_progress_fn)(float progress, void *user);
+
+typedef enum vkllm_kv_type {
+    VKLLM_KV_F16 = 0, /* default: half the memory, fp32 accumulation in attention */
+    VKLLM_KV_F32 = 1,
+} vkllm_kv_type;
+
+typedef struct vkllm_model_params {
+    /* Comma-separated device indices ("0", "0,1", "0,0"); NULL or "" picks the default
+     * device (discrete, integrated, virtual, then CPU). Only the first is used for now. */
+    const char *devices;
+    /* Comma-separated per-device budgets with K/M/G suffixes ("512M,512M"); NULL = whole heap. */
+    const char *device_mem;
+    int validation; /* enable the Khronos validation layer */
+    vkllm_progress_fn progress;
+    void *progress_user;
+} vkllm_model_params;
+
+/* Fills p with defaults (default device, no budget, no callback). */
+VKLLM_API void vkllm_model_params_init(vkllm_model_params *p);
+
+/* Opens a GGUF file (memory-mapped), checks it, and uploads its weights to the device.
+ * Errors: VKLLM_ERR_IO, VKLLM_ERR_BAD_FILE (malformed file, message names the field),
+ * VKLLM_ERR_UNSUPPORTED (architecture, weight type or tokenizer), VKLLM_ERR_NO_VULKAN,
+ * VKLLM_ERR_NO_DEVICE, VKLLM_ERR_OUT_OF_MEMORY, VKLLM_ERR_CANCELLED. */
+VKLLM_API vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p,
+                                        vkllm_model **out);
+VKLLM_API void vkllm_model_free(vkllm_model *model);
+
+typedef struct vkllm_model_info {
+    char arch[32];        /* "llama" */
+    char name[128];       /* general.name, or the file name */
+    char type_name[32];   /* the dominant weight type, e.g. "q4_0" or "q4_K" */
+    uint32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
+    uint64_t n_params;    /* parameters in weight tensors */
+    uint64_t size_bytes;  /* bytes of weight tensors */
+    char device[256];     /* the device the model runs on */
+} vkllm_model_info;
+VKLLM_API void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *out);
+
+/* ------------------------------------------------------------- tokenizer ---- */
+
+VKLLM_API int32_t vkllm_n_vocab(const vkllm_model *model);
+VKLLM_API int32_t vkllm_token_bos(const vkllm_model *model); /* -1 when none */
+VKLLM_API int32_t vkllm_token_eos(const vkllm_model *model);
+/* 1 if the model's tokenizer asks for BOS before a prompt (tokenizer.ggml.add_bos_token). */
+VKLLM_API int vkllm_add_bos(const vkllm_model *model);
+
+/* Encodes text into out (capacity cap). When cap is too small, returns
+ * VKLLM_ERR_INVALID_ARG with *n_out set to the count needed. */
+VKLLM_API vkllm_status vkllm_tokenize(const vkllm_model *model, const char *text, size_t len,
+                                      int add_bos, int32_t *out, size_t cap, size_t *n_out);
+/* Decodes ids to text into buf (NUL-terminated). The leading space SentencePiece adds to
+ * the first word is removed after BOS. *len is the length without the NUL; when cap is too
+ * small returns VKLLM_ERR_INVALID_ARG with *len set to what is needed. */
+VKLLM_API vkllm_status vkllm_detokenize(const vkllm_model *model, const int32_t *ids, size_t n,
+                                        char *buf, size_t cap, size_t *len);
+
+/* Tokenizer-only access to a GGUF file (a vocabulary-only file works: no tensors, no device). */
+typedef struct vkllm_vocab vkllm_vocab;
+VKLLM_API vkllm_status vkllm_vocab_load(const char *path, vkllm_vocab **out);
+VKLLM_API void vkllm_vocab_free(vkllm_vocab *vocab);
+VKLLM_API int vkllm_vocab_add_bos(const vkllm_vocab *vocab);
+VKLLM_API vkllm_status vkllm_vocab_tokenize(const vkllm_vocab *vocab, const char *text, size_t len,
+                                            int add_bos, int32_t *out, size_t cap, size_t *n_out);
+
+/* --------------------------------------------------------------- contexts ---- */
+
+typedef struct vkllm_context_params {
+    uint32_t n_ctx;   /* positions in the KV cache; 0 = min(training context, 4096) */
+    uint32_t n_batch; /* prompt tokens per forward chunk; 0 = 512 */
+    vkllm_kv_type kv_type;
+} vkllm_context_params;
+VKLLM_API void vkllm_context_params_init(vkllm_context_params *p);
+
+/* A KV cache and activations on the model's device. Several contexts may share a model. */
+VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *p,
+                                            vkllm_context **out);
+VKLLM_API void vkllm_context_free(vkllm_context *ctx);
+/* Forgets every cached position (the next eval starts at position 0). */
+VKLLM_API void vkllm_context_reset(vkllm_context *ctx);
+/* Positions used so far, and the capacity. */
+VKLLM_API uint32_t vkllm_context_pos(const vkllm_context *ctx);
+VKLLM_API uint32_t vkllm_context_size(const vkllm_context *ctx);
+
+/* Runs tokens through the model at the next positions (prompt chunks are processed as
+ * matrix products, n_batch at a time) and keeps the logits of the last one.
+ * VKLLM_ERR_CONTEXT_FULL if the tokens do not fit; nothing is evaluated then. */
+VKLLM_API vkllm_status vkllm_eval(vkllm_context *ctx, const int32_t *tokens, uint32_t n);
+/* The logits (n_vocab floats) of the last evaluated token; valid until the next eval. */
+VKLLM_API const float *vkllm_get_logits(const vkllm_context *ctx);
+
+/* -------------------------------------------------------------- generation ---- */
+
+typedef struct vkllm_sampling_params {
+    float temp;            /* <= 0: greedy */
+    int32_t top_k;         /* <= 0: off */
+    float top_p;           /* >= 1: off */
+    float min_p;           /* <= 0: off */
+    float repeat_penalty;  /* 1: off */
+    int32_t repeat_last_n; /* tokens the penalty looks back on */
+    uint64_t seed;
+} vkllm_sampling_params;
+/* llama.cpp's defaults: temp 0.8, top-k 40, top-p 0.95, min-p 0.05, repeat penalty 1.0
+ * (off) over the last 64 tokens, seed 0xFFFFFFFF... replaced by a time-based seed. */
+VKLLM_API void vkllm_sampling_params_init(vkllm_sampling_params *p);
+
+/* Receives generated text. Pieces never split a UTF-8 character. token is the id that
+ * completed the piece. Return nonzero to stop generation. */
+typedef int (*vkllm_text_fn)(const char *text, size_t len, int32_t token, void *user);
+
+typedef struct vkllm_generate_params {
+    const char *prompt;           /* text, tokenized with BOS per add_bos */
+    const int32_t *prompt_tokens; /* or ready-made ids (used when non-NULL) */
+    size_t n_prompt_tokens;
+    int add_bos;                  /* -1: the model's preference (default), 0: no, 1: yes */
+    int32_t n_predict;            /* tokens to generate; -1 = until EOS or the context is full */
+    const char *const *stop;      /* stop strings (not emitted); may be NULL */
+    size_t n_stop;
+    vkllm_sampling_params sampling;
+    vkllm_text_fn on_text;
+    void *user;
+    /* Called with every generated token id (before its text), may be NULL. */
+    void (*on_token)(int32_t token, void *user);
+} vkllm_generate_params;
+VKLLM_API void vkllm_generate_params_init(vkllm_generate_params *p);
+
+typedef enum vkllm_stop_reason {
+    VKLLM_STOP_EOS,       /* the model produced EOS (or BOS, as llama2.c stops) */
+    VKLLM_STOP_N_PREDICT, /* n_predict tokens were generated */
+    VKLLM_STOP_STRING,    /* a stop string appeared */
+    VKLLM_STOP_CALLBACK,  /* on_text returned nonzero */
+    VKLLM_STOP_CONTEXT,   /* the context filled up */
+} vkllm_stop_reason;
+
+typedef struct vkllm_timings {
+    double load_ms;       /* model load (filled by callers that know it; 0 here) */
+    uint32_t n_prompt;    /* prompt tokens evaluated */
+    double prompt_ms;
+    uint32_t n_gen;       /* tokens generated */
+    double gen_ms;
+    vkllm_stop_reason stop;
+} vkllm_timings;
+
+/* Evaluates the prompt at the context's current position, then samples and streams text
+ * until EOS, n_predict, a stop string, the callback, or a full context (the last two are not
+ * errors: see timings->stop). Returns VKLLM_ERR_CONTEXT_FULL only if the prompt itself does
+ * not fit. */
+VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const vkllm_generate_params *p,
+                                      vkllm_timings *timings);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,9 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  devices [--json]     list Vulkan devices and their capabilities\n"
+            "  run -m FILE -p TEXT  generate text (vkllm run --help for options)\n"
+            "  tokenize -m FILE -p TEXT [--no-bos]   print token ids\n"
+            "  bench -m FILE [-p 512] [-n 128] [-r 5] llama-bench style throughput\n"
             "  version              print the version\n"
             "\n"
             "Environment: VKLLM_LOG=debug|info|warn|error, VKLLM_CACHE_DIR (shader cache),\n"
@@ -25,6 +28,9 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("vkllm %s\n", vkllm_version());
         return 0;

@@ -1,0 +1,239 @@
+/* `vkllm run`: generate text from a prompt with llama.cpp's flags. stdout carries exactly
+ * the generated text (or, with --ids, the token ids); logs, progress and timings go to
+ * stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tools/args.h"
+#include "tools/cli.h"
+#include "vkllm.h"
+
+#define MAX_STOPS 16
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: vkllm run -m FILE [-p PROMPT | -f FILE] [options]\n"
+            "  -m, --model FILE        GGUF model\n"
+            "  -p, --prompt TEXT       prompt (default: empty, generation starts from BOS)\n"
+            "  -f, --file FILE         read the prompt from a file\n"
+            "  -n, --n-predict N       tokens to generate (default 128, -1 = until EOS/full)\n"
+            "  -c, --ctx-size N        context size (default: model's, at most 4096)\n"
+            "  -b, --batch-size N      prompt tokens per chunk (default 512)\n"
+            "  --temp T                temperature (default 0.8; 0 = greedy)\n"
+            "  --top-k K               (default 40, 0 = off)\n"
+            "  --top-p P               (default 0.95, 1 = off)\n"
+            "  --min-p P               (default 0.05, 0 = off)\n"
+            "  --repeat-penalty R      (default 1.0 = off)\n"
+            "  --repeat-last-n N       penalty window (default 64)\n"
+            "  -s, --seed S            RNG seed (default: time)\n"
+            "  -r, --stop TEXT         stop when TEXT appears (repeatable; not printed)\n"
+            "  --device LIST           device indices, e.g. 0 or 0,1\n"
+            "  --device-mem LIST       per-device memory budgets, e.g. 512M,512M\n"
+            "  --kv-type f16|f32       KV cache type (default f16)\n"
+            "  --ids                   print token ids (prompt then generated) instead of text\n"
+            "  --no-bos                do not add BOS before the prompt\n"
+            "  --validate              enable the Vulkan validation layer\n");
+}
+
+typedef struct run_out {
+    int ids;
+    int32_t *gen;
+    size_t n_gen, cap_gen;
+} run_out;
+
+static int on_text(const char *text, size_t len, int32_t token, void *user) {
+    run_out *o = user;
+    (void)token;
+    if (!o->ids) {
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static void on_token(int32_t token, void *user) {
+    run_out *o = user;
+    if (o->n_gen == o->cap_gen) {
+        size_t cap = o->cap_gen ? o->cap_gen * 2 : 256;
+        int32_t *g = realloc(o->gen, cap * sizeof *g);
+        if (!g) return;
+        o->gen = g;
+        o->cap_gen = cap;
+    }
+    o->gen[o->n_gen++] = token;
+}
+
+typedef struct progress_state {
+    int shown;
+    int last;
+} progress_state;
+
+static int on_progress(float done, void *user) {
+    progress_state *p = user;
+    int pct = (int)(done * 100.0f);
+    if (pct == p->last) return 0;
+    p->last = pct;
+    char bar[41];
+    int fill = pct * 40 / 100;
+    for (int i = 0; i < 40; i++) bar[i] = i < fill ? '=' : ' ';
+    bar[40] = 0;
+    fprintf(stderr, "\rloading model [%s] %3d%%", bar, pct);
+    if (pct >= 100) fprintf(stderr, "\n");
+    p->shown = 1;
+    return 0;
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *model = NULL, *prompt = NULL, *prompt_file = NULL, *devices = NULL, *device_mem = NULL;
+    const char *stops[MAX_STOPS];
+    size_t n_stops = 0;
+    int ids = 0, no_bos = 0, validate = 0;
+    long long n_predict = 128, n_ctx = 0, n_batch = 0;
+    vkllm_generate_params gp;
+    vkllm_generate_params_init(&gp);
+    vkllm_context_params cp;
+    vkllm_context_params_init(&cp);
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        int r;
+        long long iv;
+        double fv;
+#define OPT(name, alt) ((r = arg_value(argc, argv, &i, name, alt, &v)) != 0)
+        if (OPT("-m", "--model")) { if (r < 0) return 2; model = v; }
+        else if (OPT("-p", "--prompt")) { if (r < 0) return 2; prompt = v; }
+        else if (OPT("-f", "--file")) { if (r < 0) return 2; prompt_file = v; }
+        else if (OPT("-n", "--n-predict")) { if (r < 0 || !parse_int("-n", v, -1, 1 << 30, &n_predict)) return 2; }
+        else if (OPT("-c", "--ctx-size")) { if (r < 0 || !parse_int("-c", v, 0, 1 << 24, &n_ctx)) return 2; }
+        else if (OPT("-b", "--batch-size")) { if (r < 0 || !parse_int("-b", v, 1, 1 << 16, &n_batch)) return 2; }
+        else if (OPT("--temp", NULL)) { if (r < 0 || !parse_float("--temp", v, &fv)) return 2; gp.sampling.temp = (float)fv; }
+        else if (OPT("--top-k", NULL)) { if (r < 0 || !parse_int("--top-k", v, 0, 1 << 30, &iv)) return 2; gp.sampling.top_k = (int32_t)iv; }
+        else if (OPT("--top-p", NULL)) { if (r < 0 || !parse_float("--top-p", v, &fv)) return 2; gp.sampling.top_p = (float)fv; }
+        else if (OPT("--min-p", NULL)) { if (r < 0 || !parse_float("--min-p", v, &fv)) return 2; gp.sampling.min_p = (float)fv; }
+        else if (OPT("--repeat-penalty", NULL)) { if (r < 0 || !parse_float("--repeat-penalty", v, &fv)) return 2; gp.sampling.repeat_penalty = (float)fv; }
+        else if (OPT("--repeat-last-n", NULL)) { if (r < 0 || !parse_int("--repeat-last-n", v, 0, 1 << 20, &iv)) return 2; gp.sampling.repeat_last_n = (int32_t)iv; }
+        else if (OPT("-s", "--seed")) { if (r < 0 || !parse_int("--seed", v, 0, INT64_MAX, &iv)) return 2; gp.sampling.seed = (uint64_t)iv; }
+        else if (OPT("-r", "--stop")) {
+            if (r < 0) return 2;
+            if (n_stops == MAX_STOPS) { fprintf(stderr, "vkllm: at most %d stop strings\n", MAX_STOPS); return 2; }
+            stops[n_stops++] = v;
+        }
+        else if (OPT("--device", NULL)) { if (r < 0) return 2; devices = v; }
+        else if (OPT("--device-mem", NULL)) { if (r < 0) return 2; device_mem = v; }
+        else if (OPT("--kv-type", NULL)) {
+            if (r < 0) return 2;
+            if (!strcmp(v, "f16")) cp.kv_type = VKLLM_KV_F16;
+            else if (!strcmp(v, "f32")) cp.kv_type = VKLLM_KV_F32;
+            else { fprintf(stderr, "vkllm: --kv-type takes f16 or f32\n"); return 2; }
+        }
+        else if (!strcmp(argv[i], "--ids")) ids = 1;
+        else if (!strcmp(argv[i], "--no-bos")) no_bos = 1;
+        else if (!strcmp(argv[i], "--validate")) validate = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(); return 0; }
+        else { fprintf(stderr, "vkllm run: unknown option %s\n", argv[i]); usage(); return 2; }
+#undef OPT
+    }
+    if (!model) {
+        fprintf(stderr, "vkllm run: -m FILE is required\n");
+        usage();
+        return 2;
+    }
+    char *file_text = NULL;
+    if (prompt_file) {
+        file_text = read_text_file(prompt_file, NULL);
+        if (!file_text) return 1;
+        prompt = file_text;
+    }
+    if (!prompt) prompt = "";
+
+    vkllm_model_params mp;
+    vkllm_model_params_init(&mp);
+    mp.devices = devices;
+    mp.device_mem = device_mem;
+    mp.validation = validate;
+    progress_state prog = {0, -1};
+    struct stat sb;
+    if (isatty(2) || (stat(model, &sb) == 0 && sb.st_size > (256 << 20))) {
+        mp.progress = on_progress;
+        mp.progress_user = &prog;
+    }
+    int rc = 1;
+    vkllm_model *m = NULL;
+    vkllm_context *ctx = NULL;
+    int32_t *prompt_ids = NULL;
+    run_out out = {.ids = ids};
+    double t0 = 0;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t0 = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    }
+    vkllm_status st = vkllm_model_load(model, &mp, &m);
+    if (st) {
+        if (prog.shown) fprintf(stderr, "\n");
+        fprintf(stderr, "vkllm: %s\n", vkllm_last_error());
+        goto done;
+    }
+    double load_ms;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        load_ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 - t0;
+    }
+    cp.n_ctx = (uint32_t)n_ctx;
+    cp.n_batch = (uint32_t)n_batch;
+    if ((st = vkllm_context_create(m, &cp, &ctx))) {
+        fprintf(stderr, "vkllm: %s\n", vkllm_last_error());
+        goto done;
+    }
+    int add_bos = no_bos ? 0 : vkllm_add_bos(m);
+    size_t n_prompt = 0, need = 0;
+    st = vkllm_tokenize(m, prompt, strlen(prompt), add_bos, NULL, 0, &need);
+    prompt_ids = malloc((need ? need : 1) * sizeof *prompt_ids);
+    if (!prompt_ids || (st = vkllm_tokenize(m, prompt, strlen(prompt), add_bos, prompt_ids, need, &n_prompt))) {
+        fprintf(stderr, "vkllm: tokenizing the prompt: %s\n", vkllm_last_error());
+        goto done;
+    }
+    gp.prompt_tokens = prompt_ids;
+    gp.n_prompt_tokens = n_prompt;
+    gp.n_predict = (int32_t)n_predict;
+    gp.stop = stops;
+    gp.n_stop = n_stops;
+    gp.on_text = on_text;
+    gp.on_token = on_token;
+    gp.user = &out;
+    vkllm_timings tm;
+    st = vkllm_generate(ctx, &gp, &tm);
+    if (st) {
+        fprintf(stderr, "\nvkllm: %s\n", vkllm_last_error());
+        goto done;
+    }
+    if (ids) {
+        for (size_t i = 0; i < n_prompt; i++) printf("%s%d", i ? " " : "", prompt_ids[i]);
+        for (size_t i = 0; i < out.n_gen; i++) printf("%s%d", (i || n_prompt) ? " " : "", out.gen[i]);
+        printf("\n");
+    }
+    fflush(stdout);
+    vkllm_model_info info;
+    vkllm_model_get_info(m, &info);
+    fprintf(stderr, "\n%s on %s\n", info.name, info.device);
+    fprintf(stderr, "load:       %10.2f ms\n", load_ms);
+    fprintf(stderr, "prompt:     %10.2f ms / %5u tokens (%8.2f tokens/s)\n", tm.prompt_ms, tm.n_prompt,
+            tm.prompt_ms > 0 ? tm.n_prompt * 1000.0 / tm.prompt_ms : 0.0);
+    fprintf(stderr, "generation: %10.2f ms / %5u tokens (%8.2f tokens/s)\n", tm.gen_ms, tm.n_gen,
+            tm.gen_ms > 0 ? tm.n_gen * 1000.0 / tm.gen_ms : 0.0);
+    static const char *reasons[] = {"end of sequence", "n_predict reached", "stop string", "callback",
+                                    "context full"};
+    fprintf(stderr, "stopped:    %s\n", reasons[tm.stop]);
+    rc = 0;
+done:
+    free(out.gen);
+    free(prompt_ids);
+    free(file_text);
+    vkllm_context_free(ctx);
+    vkllm_model_free(m);
+    return rc;
+}
