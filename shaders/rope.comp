@@ -1,0 +1,90 @@
+#version 450
+// Rotary position embedding in place on x (n_tok, n_heads, head_dim); one invocation per
+// (token, head, pair). Pairs are adjacent (LLaMA GGUF) or half a rotation apart (NeoX).
+// The angle is kept in turns as a double-float so it stays exact at positions of 32k and
+// beyond, where a plain fp32 pos * freq already loses a milliradian.
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(std430, binding = 0) buffer X { float x[]; };  // (n_tok, n_heads, head_dim)
+layout(push_constant) uniform P {
+    uint n_tok, n_heads, head_dim, rot_dim;
+    uint pos0, neox;
+    float f0_hi, f0_lo;  // turns per position of pair 0 = freq_scale / (2 pi), double-float
+    float r_hi, r_lo;    // ratio of consecutive pairs' frequencies = base^(-2/rot_dim)
+    float freq_scale, log2_base;  // for the plain fp32 variant only
+} p;
+
+// Exact product a*b = hi + lo (Dekker, Veltkamp split at 12 bits). `precise` forbids fusing
+// into fma and reassociation, both of which would break the error term.
+vec2 two_prod(float a, float b) {
+    precise float pr = a * b;
+    precise float ca = 4097.0 * a;
+    precise float ah = ca - (ca - a);
+    precise float al = a - ah;
+    precise float cb = 4097.0 * b;
+    precise float bh = cb - (cb - b);
+    precise float bl = b - bh;
+    precise float err = ((ah * bh - pr) + ah * bl + al * bh) + al * bl;
+    return vec2(pr, err);
+}
+
+vec2 dd_mul(vec2 a, vec2 b) {
+    vec2 pr = two_prod(a.x, b.x);
+    precise float e = pr.y + (a.x * b.y + a.y * b.x);
+    precise float s = pr.x + e;
+    precise float lo = e - (s - pr.x);
+    return vec2(s, lo);
+}
+
+// (sin, cos) of 2 pi t for |t| <= ~0.5 turns: exact quadrant split, then Taylor
+// polynomials on |x| <= pi/4, whose truncation error is below fp32 rounding.
+vec2 sincos_turns(float t) {
+    float q = round(4.0 * t);
+    float r = t - 0.25 * q;  // exact: both are multiples of ulp(t)
+    float xr = r * 6.28318530717958647;
+    float x2 = xr * xr;
+    float s = xr * (1.0 + x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0)))));
+    float c = 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 - x2 * (1.0 / 3628800.0)))));
+    int quad = int(q) & 3;
+    if (quad == 0) return vec2(s, c);
+    if (quad == 1) return vec2(c, -s);
+    if (quad == 2) return vec2(-s, -c);
+    return vec2(-c, s);
+}
+
+void main() {
+    uint half_rot = p.rot_dim / 2;
+    uint idx = flat_index();
+    if (idx >= p.n_tok * p.n_heads * half_rot) return;
+    uint i = idx % half_rot;
+    uint row = idx / half_rot;  // token * n_heads + head
+    uint tok = row / p.n_heads;
+    float pos = float(p.pos0 + tok);  // exact below 2^24
+
+#ifdef ROPE_PLAIN_FP32
+    // The careless form, kept to show the tests catch it: fp32 angle, library sin/cos.
+    float theta = pos * p.freq_scale * exp2(-2.0 * float(i) / float(p.rot_dim) * p.log2_base);
+    vec2 sc = vec2(sin(theta), cos(theta));
+#else
+    // Turns per position of pair i: f0 * r^i by binary powering in double-float.
+    vec2 f = vec2(p.f0_hi, p.f0_lo);
+    vec2 rr = vec2(p.r_hi, p.r_lo);
+    for (uint e = i; e != 0; e >>= 1) {
+        if ((e & 1) != 0) f = dd_mul(f, rr);
+        if (e > 1) rr = dd_mul(rr, rr);
+    }
+    // Only the fraction of pos * f matters: drop the whole turns of the exact high product.
+    vec2 ph = two_prod(pos, f.x);
+    precise float whole = round(ph.x);
+    precise float turns = (ph.x - whole) + (ph.y + pos * f.y);
+    vec2 sc = sincos_turns(turns);
+#endif
+
+    uint base = row * p.head_dim;
+    uint i0 = base + (p.neox != 0 ? i : 2 * i);
+    uint i1 = base + (p.neox != 0 ? i + half_rot : 2 * i + 1);
+    float a = x[i0], b = x[i1];
+    x[i0] = a * sc.y - b * sc.x;
+    x[i1] = a * sc.x + b * sc.y;
+}
