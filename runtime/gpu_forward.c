@@ -31,6 +31,7 @@ struct gpu_ctx {
     vk_buf last;               /* (n_embd) final-normed last row */
     vk_buf logits;             /* (n_vocab) */
     vk_buf best;               /* (1) uint32 argmax */
+    vk_buf attn_scratch;       /* split-K partial results for single-token attention */
 };
 
 static vkllm_status upload(vk_device *dev, const gguf_tensor *t, gpu_tensor *out) {
@@ -126,7 +127,7 @@ void gpu_ctx_free(gpu_ctx *c) {
     free(c->k_cache);
     free(c->v_cache);
     vk_buf *bufs[] = {&c->ids, &c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2,
-                      &c->last, &c->logits, &c->best};
+                      &c->last, &c->logits, &c->best, &c->attn_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vk_buf_free(dev, bufs[i]);
     free(c);
 }
@@ -156,7 +157,12 @@ vkllm_status gpu_ctx_create(gpu_model *m, uint32_t n_ctx, uint32_t n_batch, int 
         {&c->q, nb * hp->n_head * hp->head_dim * 4}, {&c->k, nb * hp->kv_dim * 4},
         {&c->v, nb * hp->kv_dim * 4}, {&c->att, nb * hp->n_embd * 4}, {&c->hb, nb * hp->n_ff * 4},
         {&c->hb2, nb * hp->n_ff * 4}, {&c->last, (uint64_t)hp->n_embd * 4},
-        {&c->logits, (uint64_t)hp->n_vocab * 4}, {&c->best, 4}};
+        {&c->logits, (uint64_t)hp->n_vocab * 4}, {&c->best, 4}, {&c->attn_scratch, 0}};
+    /* Decode attends with one query per head: splitting the context across workgroups keeps
+     * the GPU busy at long contexts (the partial results meet in a combine pass). */
+    kern_ctx probe = {.dev = m->dev};
+    acts[sizeof acts / sizeof acts[0] - 1].bytes =
+        kern_attn_scratch_bytes(&probe, 1, hp->n_head, hp->head_dim, KERN_ATTN_MAX_SPLIT);
     for (size_t i = 0; !st && i < sizeof acts / sizeof acts[0]; i++)
         st = vk_buf_alloc(dev, VK_MEM_DEVICE, acts[i].bytes, acts[i].b);
     if (st) {
@@ -201,8 +207,12 @@ static vkllm_status record(gpu_ctx *c, kern_ctx *k, uint32_t n, uint32_t pos, gp
                       hp->rope_freq_scale, 0));
         TRY(kern_kv_write(k, &c->k, &c->k_cache[l], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
         TRY(kern_kv_write(k, &c->v, &c->v_cache[l], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
-        TRY(kern_attention(k, &c->q, &c->k_cache[l], &c->v_cache[l], c->kv_f16, &c->att, n, pos, hp->n_head,
-                           hp->n_head_kv, hp->head_dim, scale));
+        if (n == 1)
+            TRY(kern_attention_split(k, &c->q, &c->k_cache[l], &c->v_cache[l], c->kv_f16, &c->att, n, pos,
+                                     hp->n_head, hp->n_head_kv, hp->head_dim, scale, &c->attn_scratch, 0));
+        else
+            TRY(kern_attention(k, &c->q, &c->k_cache[l], &c->v_cache[l], c->kv_f16, &c->att, n, pos,
+                               hp->n_head, hp->n_head_kv, hp->head_dim, scale));
         TRY(linear(k, &L->wo, &c->att, &c->xb, n));
         TRY(kern_binary(k, KERN_ADD, &c->x, &c->xb, &c->x, n * hp->n_embd));
         TRY(kern_rmsnorm(k, &c->x, &L->ffn_norm.buf, &c->xb, n, hp->n_embd, hp->rms_eps));
