@@ -1,0 +1,379 @@
+/* Kernel benchmark for the weight-reading kernels, in the llm.c manner: for every weight type
+ * and every variant (workgroup size, rows per workgroup, matmul tiles) it first checks the GPU
+ * result against the CPU reference, then times it with GPU timestamps and prints the time, the
+ * bandwidth and its share of a plain streaming read (bench_stream.comp) of the same bytes.
+ *
+ *   build/bench_matmul [--rows R] [--cols C] [--ntok N] [--reps K] [--type q4_0,q8_0] [--mv|--mm]
+ *                      [--defines "A=1;B=2"]
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/cpu_ref.h"
+#include "runtime/kern_matmul.h"
+#include "runtime/wtype.h"
+#include "vk/util.h"
+#include "vk/vk.h"
+
+#define BENCH_NMSE_MAX 1e-9
+#define MM_CHECK_TOKENS 70 /* the matmul check covers the first tokens (two 64-token tiles)... */
+#define MM_CHECK_MACS 4e8  /* ...as far as the CPU reference can afford, but at least 8 */
+#define DISTINCT_ROWS 64   /* rows quantized; the matrix repeats them, so big shapes set up fast */
+
+static const uint32_t bench_types[] = {WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q4_0, WTYPE_Q4_1,
+                                       WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K};
+
+/* matvec.comp variants first (coalesced, for GPUs): more rows per workgroup reuse each x load
+ * more often, more invocations hide more latency. Then matvec_rows.comp (one row per
+ * invocation, for CPU devices) at a few workgroup sizes. */
+static const kern_matvec_cfg mv_variants[] = {
+    {.wg = 32, .rows = 1},  {.wg = 64, .rows = 1},  {.wg = 64, .rows = 2},  {.wg = 64, .rows = 4},
+    {.wg = 128, .rows = 2}, {.wg = 128, .rows = 4}, {.wg = 256, .rows = 4}, {.wg = 256, .rows = 8},
+    {.by_row = 1, .wg = 8, .rows = 4}, {.by_row = 1, .wg = 8, .rows = 8}, {.by_row = 1, .wg = 8, .rows = 16},
+    {.by_row = 1, .wg = 32, .rows = 16}, {.by_row = 1, .wg = 8, .rows = 32},
+};
+/* matmul.comp tiles: the default, smaller and larger register tiles, shallower K steps. Then
+ * matvec_rows.comp with 4..16 tokens per invocation. */
+static const kern_matmul_cfg mm_variants[] = {
+    {.bm = 64, .bn = 64, .bk = 32, .tm = 4, .tn = 4},
+    {.bm = 32, .bn = 32, .bk = 32, .tm = 4, .tn = 4},
+    {.bm = 64, .bn = 32, .bk = 32, .tm = 4, .tn = 2},
+    {.bm = 128, .bn = 64, .bk = 32, .tm = 8, .tn = 4},
+    {.bm = 64, .bn = 64, .bk = 16, .tm = 4, .tn = 4},
+    {.bm = 128, .bn = 128, .bk = 16, .tm = 8, .tn = 8},
+    {.by_row = 1, .bm = 64, .tm = 8, .tn = 8},
+    {.by_row = 1, .bm = 128, .tm = 16, .tn = 8},
+    {.by_row = 1, .bm = 64, .tm = 4, .tn = 16},
+    {.by_row = 1, .bm = 128, .tm = 16, .tn = 16},
+};
+
+typedef struct bench {
+    vk_instance *inst;
+    vk_device *dev;
+    uint32_t rows, cols, ntok, reps;
+    uint64_t stream_bytes[16];
+    double stream_gbps[16];
+    uint32_t n_stream;
+    const char *defines; /* --defines: extra shader defines for every kernel (experiments) */
+} bench;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float rng_uniform(void) {
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (float)((z >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+static double nmse(const float *ref, const float *got, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)ref[i] - got[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median GPU time of one call: dispatches [first, first + per_call * reps) of a finished batch. */
+static double median_call_ms(vk_batch *b, uint32_t first, uint32_t per_call, uint32_t reps) {
+    double *t = malloc(reps * sizeof *t);
+    if (!t) return -1;
+    for (uint32_t r = 0; r < reps; r++) {
+        t[r] = 0;
+        for (uint32_t i = 0; i < per_call; i++) t[r] += vk_batch_dispatch_ms(b, first + r * per_call + i);
+    }
+    qsort(t, reps, sizeof *t, cmp_double);
+    double m = t[reps / 2];
+    free(t);
+    return m;
+}
+
+/* Stream configurations tried; the fastest is the yardstick. (workgroup size, vec4s per pass,
+ * workgroups as a divisor of the one-pass count: 1 = one pass, more = grid-stride passes.) */
+static const uint32_t stream_cfgs[][3] = {{256, 4, 1}, {64, 16, 1}, {256, 4, 16}, {64, 16, 4}, {32, 32, 8}};
+
+/* GB/s of one bench_stream.comp configuration over src (n4 vec4s), or -1. */
+static double stream_once(bench *B, const vk_buf *src, uint64_t n4, const uint32_t cfg[3]) {
+    uint64_t per_pass = (uint64_t)cfg[0] * cfg[1];
+    uint64_t groups = (n4 + per_pass - 1) / per_pass / cfg[2];
+    if (groups == 0) groups = 1;
+    if (groups > 65535) groups = 65535;
+    vk_buf dst;
+    if (vk_buf_alloc(B->dev, VK_MEM_DEVICE, groups * 4, &dst) != VKLLM_OK) return -1;
+    char defines[32];
+    snprintf(defines, sizeof defines, "ITERS=%u", cfg[1]);
+    vk_pipeline_desc d = {.shader = "bench_stream.comp", .defines = defines, .n_bindings = 2,
+                          .push_size = 4, .n_spec = 1, .spec = {cfg[0]}};
+    vk_pipeline *p;
+    vk_batch *b = NULL;
+    double gbps = -1;
+    uint32_t n = (uint32_t)n4;
+    vk_bind bd[2] = {{src, 0, n4 * 16, 0}, {&dst, 0, groups * 4, 1}};
+    if (vk_pipeline_get(B->dev, &d, &p) == VKLLM_OK && vk_batch_begin(B->dev, &b) == VKLLM_OK) {
+        vkllm_status st = VKLLM_OK;
+        for (uint32_t r = 0; r < B->reps + 1 && !st; r++)
+            st = vk_batch_dispatch(b, p, bd, 2, &n, (uint32_t)groups, 1, 1, "stream");
+        if (!st) st = vk_batch_submit_wait(b);
+        if (!st) {
+            double ms = median_call_ms(b, 1, 1, B->reps); /* dispatch 0 warms up */
+            gbps = ms > 0 ? (double)n4 * 16 / (ms * 1e6) : -1;
+        }
+        vk_batch_free(b);
+    }
+    vk_buf_free(B->dev, &dst);
+    return gbps;
+}
+
+/* GB/s of the fastest stream configuration reading `bytes` (rounded to vec4s), memoized. */
+static double stream_gbps(bench *B, uint64_t bytes) {
+    for (uint32_t i = 0; i < B->n_stream; i++)
+        if (B->stream_bytes[i] == bytes) return B->stream_gbps[i];
+    uint64_t n4 = bytes / 16 ? bytes / 16 : 1;
+    vk_buf src;
+    double best = -1;
+    if (vk_buf_alloc(B->dev, VK_MEM_DEVICE, n4 * 16, &src) != VKLLM_OK) return -1;
+    kern_ctx k = {.dev = B->dev};
+    if (vk_batch_begin(B->dev, &k.batch) == VKLLM_OK) {
+        if (vk_batch_fill(k.batch, &src, 0, n4 * 16, 0x3c003c00u) == VKLLM_OK) vk_batch_submit_wait(k.batch);
+        vk_batch_free(k.batch);
+    }
+    for (size_t c = 0; c < sizeof stream_cfgs / sizeof stream_cfgs[0]; c++) {
+        double g = stream_once(B, &src, n4, stream_cfgs[c]);
+        if (g > best) best = g;
+    }
+    vk_buf_free(B->dev, &src);
+    if (B->n_stream < 16) {
+        B->stream_bytes[B->n_stream] = bytes;
+        B->stream_gbps[B->n_stream++] = best;
+    }
+    return best;
+}
+
+/* One weight type's data on both sides, and the CPU results the variants must reproduce. */
+typedef struct bench_case {
+    uint32_t type;
+    uint64_t wbytes;
+    uint32_t check_tok; /* tokens of the matmul result compared with the reference */
+    float *ref_mv, *ref_mm, *got;
+    vk_buf bw, bx, by;
+} bench_case;
+
+static void print_row(const char *type, const char *variant, const char *shape, double ms, double bytes,
+                      double flops, double copy_gbps) {
+    double gbps = bytes / (ms * 1e6);
+    printf("%-5s | %-24s | %-16s | %9.4f | %8.2f | %6.1f%% | %8.1f\n", type, variant, shape, ms, gbps,
+           copy_gbps > 0 ? 100.0 * gbps / copy_gbps : 0.0, flops / (ms * 1e6));
+}
+
+/* Records reps + 1 calls of one variant (the first warms up), or just one call when reps is 0;
+ * returns the median call time in ms, or -1 with the error printed. */
+static double run_variant(bench *B, bench_case *c, const kern_matvec_cfg *mv, const kern_matmul_cfg *mm,
+                          uint32_t reps) {
+    kern_ctx k = {.dev = B->dev, .extra_defines = B->defines};
+    if (vk_batch_begin(B->dev, &k.batch) != VKLLM_OK) return -1;
+    uint32_t per_call = 0;
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t r = 0; r < (reps ? reps + 1 : 1) && !st; r++) {
+        if (mv)
+            st = kern_matvec_ex(&k, mv, c->type, &c->bw, 0, &c->bx, 0, &c->by, 0, B->rows, B->cols);
+        else
+            st = kern_matmul_ex(&k, mm, c->type, &c->bw, 0, &c->bx, 0, &c->by, 0, B->rows, B->cols, B->ntok);
+        if (r == 0) per_call = vk_batch_dispatch_count(k.batch);
+    }
+    if (!st) st = vk_batch_submit_wait(k.batch);
+    double ms = (!st && reps) ? median_call_ms(k.batch, per_call, per_call, reps) : 0;
+    vk_batch_free(k.batch);
+    if (st) {
+        printf("      skipped: %s\n", vkllm_last_error());
+        return -1;
+    }
+    return ms;
+}
+
+/* Checks one variant against the reference; prints and returns 0 when it does not match. */
+static int check_variant(bench *B, bench_case *c, const kern_matvec_cfg *mv, const kern_matmul_cfg *mm,
+                         const char *label) {
+    if (run_variant(B, c, mv, mm, 0) < 0) return 0;
+    size_t n = mv ? B->rows : (size_t)c->check_tok * B->rows;
+    if (vk_buf_read(B->dev, &c->by, 0, c->got, n * 4) != VKLLM_OK) return 0;
+    double e = nmse(mv ? c->ref_mv : c->ref_mm, c->got, n);
+    if (!(e <= BENCH_NMSE_MAX)) {
+        printf("%-5s | %-24s | FAILED: nmse %.3g against the CPU reference\n", wtype_get(c->type)->name, label, e);
+        return 0;
+    }
+    return 1;
+}
+
+static void bench_type(bench *B, uint32_t type, int do_mv, int do_mm) {
+    const wtype_traits *t = wtype_get(type);
+    if (B->cols % t->block) {
+        printf("%-5s | cols %u is not a multiple of the block (%u): skipped\n", t->name, B->cols, t->block);
+        return;
+    }
+    bench_case c = {.type = type, .wbytes = wtype_row_bytes(type, B->cols) * B->rows};
+    size_t nw = (size_t)B->rows * B->cols, nx = (size_t)B->ntok * B->cols;
+    double afford = MM_CHECK_MACS / ((double)B->rows * B->cols);
+    c.check_tok = afford < MM_CHECK_TOKENS ? (afford < 8 ? 8 : (uint32_t)afford) : MM_CHECK_TOKENS;
+    if (c.check_tok > B->ntok) c.check_tok = B->ntok;
+    uint32_t distinct = B->rows < DISTINCT_ROWS ? B->rows : DISTINCT_ROWS;
+    uint64_t row_bytes = wtype_row_bytes(type, B->cols);
+    float *wf = malloc((size_t)distinct * B->cols * 4), *x = malloc(nx * 4);
+    void *w = malloc(c.wbytes);
+    c.ref_mv = malloc((size_t)B->rows * 4);
+    c.ref_mm = malloc((size_t)c.check_tok * B->rows * 4);
+    c.got = malloc((size_t)B->ntok * B->rows * 4);
+    if (!wf || !x || !w || !c.ref_mv || !c.ref_mm || !c.got) {
+        printf("out of host memory\n");
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)distinct * B->cols; i++) wf[i] = rng_uniform();
+    for (size_t i = 0; i < nx; i++) x[i] = rng_uniform();
+    t->from_float(wf, w, (size_t)distinct * B->cols);
+    for (uint32_t r = distinct; r < B->rows; r++)
+        memcpy((char *)w + r * row_bytes, (const char *)w + (r % distinct) * row_bytes, row_bytes);
+    if (ref_matvec(c.ref_mv, w, type, B->rows, B->cols, x) ||
+        (do_mm && ref_matmul(c.ref_mm, w, type, B->rows, B->cols, c.check_tok, x))) {
+        printf("%-5s | reference failed: %s\n", t->name, vkllm_last_error());
+        goto done;
+    }
+    if (vk_buf_alloc(B->dev, VK_MEM_DEVICE, c.wbytes, &c.bw) || vk_buf_alloc(B->dev, VK_MEM_DEVICE, nx * 4, &c.bx) ||
+        vk_buf_alloc(B->dev, VK_MEM_DEVICE, (size_t)B->ntok * B->rows * 4, &c.by) ||
+        vk_buf_write(B->dev, &c.bw, 0, w, c.wbytes) || vk_buf_write(B->dev, &c.bx, 0, x, nx * 4)) {
+        printf("%-5s | device buffers failed: %s\n", t->name, vkllm_last_error());
+        goto done;
+    }
+    double copy = stream_gbps(B, c.wbytes);
+    char label[64], shape[48];
+    if (do_mv) {
+        snprintf(shape, sizeof shape, "%ux%u", B->rows, B->cols);
+        for (size_t v = 0; v < sizeof mv_variants / sizeof mv_variants[0]; v++) {
+            const kern_matvec_cfg *cfg = &mv_variants[v];
+            if (cfg->by_row && t->block > 32) continue; /* matvec_rows.comp serves blocks <= 32 */
+            if (cfg->by_row)
+                snprintf(label, sizeof label, "matvec%zu by-row wg%u rl%u", v + 1, cfg->wg, cfg->rows);
+            else
+                snprintf(label, sizeof label, "matvec%zu wg%u rows%u", v + 1, cfg->wg, cfg->rows);
+            if (!check_variant(B, &c, cfg, NULL, label)) continue;
+            double ms = run_variant(B, &c, cfg, NULL, B->reps);
+            if (ms > 0)
+                print_row(t->name, label, shape, ms, (double)c.wbytes + (B->cols + B->rows) * 4.0,
+                          2.0 * nw, copy);
+        }
+    }
+    if (do_mm) {
+        snprintf(shape, sizeof shape, "%ux%ux%u", B->rows, B->cols, B->ntok);
+        for (size_t v = 0; v < sizeof mm_variants / sizeof mm_variants[0]; v++) {
+            const kern_matmul_cfg *cfg = &mm_variants[v];
+            if (cfg->by_row && t->block > 32) continue;
+            if (cfg->by_row)
+                snprintf(label, sizeof label, "matmul%zu by-row %u rl%u nt%u", v + 1, cfg->bm, cfg->tm, cfg->tn);
+            else
+                snprintf(label, sizeof label, "matmul%zu %ux%ux%u %ux%u", v + 1, cfg->bm, cfg->bn, cfg->bk,
+                         cfg->tm, cfg->tn);
+            if (!check_variant(B, &c, NULL, cfg, label)) continue;
+            double ms = run_variant(B, &c, NULL, cfg, B->reps);
+            if (ms > 0)
+                print_row(t->name, label, shape, ms,
+                          (double)c.wbytes + ((double)B->cols + B->rows) * 4.0 * B->ntok,
+                          2.0 * nw * B->ntok, copy);
+        }
+    }
+done:
+    if (c.bw.block) vk_buf_free(B->dev, &c.bw);
+    if (c.bx.block) vk_buf_free(B->dev, &c.bx);
+    if (c.by.block) vk_buf_free(B->dev, &c.by);
+    free(wf), free(x), free(w), free(c.ref_mv), free(c.ref_mm), free(c.got);
+}
+
+/* name is one of the comma-separated names in list. */
+static int name_in_list(const char *name, const char *list) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static int parse_u32(const char *s, uint32_t *out) {
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s == 0 || *end != 0 || v == 0 || v > 1u << 30) return 0;
+    *out = (uint32_t)v;
+    return 1;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_matmul [--rows R] [--cols C] [--ntok N] [--reps K] [--type NAME] [--mv|--mm]\n"
+                    "                    [--defines \"A=1;B=2\"]\n"
+                    "  defaults: 2048 x 2048, 64 tokens, 5 repetitions, every type, both kernels;\n"
+                    "  --defines adds shader defines to every kernel (to try a variant)\n");
+}
+
+int main(int argc, char **argv) {
+    bench B = {.rows = 2048, .cols = 2048, .ntok = 64, .reps = 5};
+    const char *only = NULL;
+    int do_mv = 1, do_mm = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--rows") && v) ok = parse_u32(v, &B.rows), i++;
+        else if (!strcmp(a, "--cols") && v) ok = parse_u32(v, &B.cols), i++;
+        else if (!strcmp(a, "--ntok") && v) ok = parse_u32(v, &B.ntok), i++;
+        else if (!strcmp(a, "--reps") && v) ok = parse_u32(v, &B.reps), i++;
+        else if (!strcmp(a, "--type") && v) only = v, i++;
+        else if (!strcmp(a, "--defines") && v) B.defines = v, i++;
+        else if (!strcmp(a, "--mv")) do_mm = 0;
+        else if (!strcmp(a, "--mm")) do_mv = 0;
+        else ok = 0;
+        if (!ok) {
+            usage();
+            return 2;
+        }
+    }
+
+    if (vk_instance_create(0, &B.inst) != VKLLM_OK) {
+        fprintf(stderr, "bench_matmul: %s\n", vkllm_last_error());
+        return 1;
+    }
+    uint32_t n_dev = vk_device_count(B.inst);
+    if (n_dev == 0) {
+        fprintf(stderr, "bench_matmul: no Vulkan device\n");
+        vk_instance_destroy(B.inst);
+        return 1;
+    }
+    vk_device_opts opts = {.enable_timestamps = 1};
+    uint32_t idx = vkllm_default_device(vk_device_info(B.inst, 0), n_dev);
+    if (vk_device_open(B.inst, idx, &opts, &B.dev) != VKLLM_OK) {
+        fprintf(stderr, "bench_matmul: %s\n", vkllm_last_error());
+        vk_instance_destroy(B.inst);
+        return 1;
+    }
+    printf("device: %s | %u reps, median | GB/s counts W once plus x and y%s%s\n", vk_device_props(B.dev)->name,
+           B.reps, B.defines ? " | defines " : "", B.defines ? B.defines : "");
+    printf("%-5s | %-24s | %-16s | %9s | %8s | %7s | %8s\n", "type", "variant", "shape", "time ms", "GB/s",
+           "% copy", "GFLOP/s");
+    for (size_t i = 0; i < sizeof bench_types / sizeof bench_types[0]; i++) {
+        if (only && !name_in_list(wtype_get(bench_types[i])->name, only)) continue;
+        bench_type(&B, bench_types[i], do_mv, do_mm);
+    }
+    for (uint32_t i = 0; i < B.n_stream; i++)
+        printf("copy  | %-24s | %-16llu | %9.4f | %8.2f |\n", "bench_stream (best)",
+               (unsigned long long)B.stream_bytes[i], B.stream_bytes[i] / (B.stream_gbps[i] * 1e6),
+               B.stream_gbps[i]);
+    vk_device_close(B.dev);
+    vk_instance_destroy(B.inst);
+    return 0;
+}

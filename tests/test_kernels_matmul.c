@@ -1,0 +1,303 @@
+/* The weight-reading kernels (matvec, matmul, embed) for every weight type against the CPU
+ * reference, which dequantizes with the same codecs: only the accumulation order differs.
+ * Covers ragged shapes, offsets that are not binding-aligned, the split path with a small
+ * binding limit, and proves that a variant skipping the last block fails the same check. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_harness.h"
+#include "runtime/cpu_ref.h"
+#include "runtime/kern_matmul.h"
+#include "runtime/wtype.h"
+
+/* fp32 accumulation over at most a few thousand products against a double reference leaves a
+ * relative error energy around 1e-13; a wrong element, block or scale costs far more than 1e-9. */
+#define NMSE_MAX 1e-9
+
+static const uint32_t all_types[] = {WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q4_0, WTYPE_Q4_1,
+                                     WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+static th_rng rng = {7};
+
+/* A random rows x cols matrix in `type`, and its byte size. */
+static void *make_weights(uint32_t type, uint32_t rows, uint32_t cols, uint64_t *bytes) {
+    size_t n = (size_t)rows * cols;
+    float *f = malloc(n * sizeof *f);
+    th_fill_uniform(&rng, f, n, -1.0f, 1.0f);
+    *bytes = wtype_row_bytes(type, cols) * rows;
+    void *q = malloc(*bytes);
+    wtype_get(type)->from_float(f, q, n);
+    free(f);
+    return q;
+}
+
+static vk_buf upload_at(th_gpu *g, const void *data, uint64_t off, uint64_t size) {
+    vk_buf b = th_buf_zero(g, off + size);
+    if (b.block) CHECK_OK(vk_buf_write(g->dev, &b, off, data, size));
+    return b;
+}
+
+/* One product case; offsets are bytes into each buffer. */
+typedef struct mm_case {
+    uint32_t type, rows, cols, n_tok; /* n_tok 0: kern_matvec */
+    uint64_t w_off, x_off, y_off;
+    uint64_t max_binding;    /* 0: the device limit */
+    const char *extra;       /* extra defines (broken variants) */
+    const kern_matvec_cfg *mv;  /* NULL: kern_matvec's choice */
+    const kern_matmul_cfg *mm;  /* NULL: kern_matmul's choice */
+} mm_case;
+
+static double run_product(th_gpu *g, const mm_case *c) {
+    uint32_t nt = c->n_tok ? c->n_tok : 1;
+    uint64_t wbytes;
+    void *w = make_weights(c->type, c->rows, c->cols, &wbytes);
+    size_t nx = (size_t)nt * c->cols, ny = (size_t)nt * c->rows;
+    float *x = malloc(nx * 4), *ref = malloc(ny * 4), *got = malloc(ny * 4);
+    th_fill_uniform(&rng, x, nx, -1.0f, 1.0f);
+    CHECK_OK(ref_matmul(ref, w, c->type, c->rows, c->cols, nt, x));
+
+    vk_buf bw = upload_at(g, w, c->w_off, wbytes), bx = upload_at(g, x, c->x_off, nx * 4);
+    vk_buf by = th_buf_zero(g, c->y_off + ny * 4);
+    kern_ctx k = th_begin(g, c->extra);
+    k.max_binding_override = c->max_binding;
+    if (c->n_tok == 0 && c->mv)
+        CHECK_OK(kern_matvec_ex(&k, c->mv, c->type, &bw, c->w_off, &bx, c->x_off, &by, c->y_off, c->rows, c->cols));
+    else if (c->n_tok == 0)
+        CHECK_OK(kern_matvec(&k, c->type, &bw, c->w_off, &bx, c->x_off, &by, c->y_off, c->rows, c->cols));
+    else if (c->mm)
+        CHECK_OK(kern_matmul_ex(&k, c->mm, c->type, &bw, c->w_off, &bx, c->x_off, &by, c->y_off, c->rows,
+                                c->cols, c->n_tok));
+    else
+        CHECK_OK(kern_matmul(&k, c->type, &bw, c->w_off, &bx, c->x_off, &by, c->y_off, c->rows, c->cols,
+                             c->n_tok));
+    th_run(&k);
+    CHECK_OK(vk_buf_read(g->dev, &by, c->y_off, got, ny * 4));
+    double e = th_nmse(ref, got, ny);
+
+    vk_buf_free(g->dev, &bw);
+    vk_buf_free(g->dev, &bx);
+    vk_buf_free(g->dev, &by);
+    free(w), free(x), free(ref), free(got);
+    return e;
+}
+
+static uint32_t block_of(uint32_t type) {
+    uint32_t b = wtype_get(type)->block;
+    return b == 1 ? 32 : b; /* float types: the shapes below still use 32-wide steps */
+}
+
+#define CHECK_NMSE(c, e, what)                                                                        \
+    CHECK_MSG((e) <= NMSE_MAX, "%s %s rows %u cols %u n_tok %u: nmse %.3g > %.0e", what,               \
+              wtype_get((c).type)->name, (c).rows, (c).cols, (c).n_tok, e, NMSE_MAX)
+
+/* Both kernel families run on every device: the default (coalesced on GPUs, by-row on CPU
+ * devices) and the other one through the _ex entry points. */
+static kern_matvec_cfg other_matvec(th_gpu *g, uint32_t type) {
+    kern_ctx k = {.dev = g->dev};
+    kern_matvec_cfg d = kern_matvec_default(&k, type);
+    if (d.by_row) return (kern_matvec_cfg){.wg = 64, .rows = 2};
+    return (kern_matvec_cfg){.by_row = 1, .wg = 8, .rows = 4}; /* falls back for the K-quants */
+}
+
+static kern_matmul_cfg other_matmul(th_gpu *g, uint32_t type) {
+    kern_ctx k = {.dev = g->dev};
+    kern_matmul_cfg d = kern_matmul_default(&k, type);
+    if (d.by_row) return kern_matmul_default(&k, WTYPE_Q4_K); /* the tiled kernel's tile here */
+    return (kern_matmul_cfg){.by_row = 1, .bm = 32, .tm = 4, .tn = 4}; /* likewise */
+}
+
+static void test_matvec(th_gpu *g) {
+    /* (rows, cols in blocks): one block, odd and even multiples (the by-row kernel needs an
+     * even count of 2-byte-aligned blocks and falls back otherwise), ragged row counts. */
+    static const uint32_t shapes[][2] = {{1, 1}, {3, 2}, {65, 3}, {127, 4}, {257, 5}, {1000, 6}};
+    for (size_t t = 0; t < N_TYPES; t++) {
+        kern_matvec_cfg other = other_matvec(g, all_types[t]);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            mm_case c = {.type = all_types[t], .rows = shapes[s][0], .cols = shapes[s][1] * block_of(all_types[t])};
+            double e = run_product(g, &c);
+            CHECK_NMSE(c, e, "matvec");
+            c.mv = &other;
+            e = run_product(g, &c);
+            CHECK_NMSE(c, e, other.by_row ? "matvec by-row" : "matvec coalesced");
+        }
+    }
+    /* Float rows of any length, including fewer than 4 elements and odd counts. */
+    static const uint32_t float_types[] = {WTYPE_F32, WTYPE_F16, WTYPE_BF16};
+    static const uint32_t ragged[][2] = {{5, 1}, {3, 7}, {33, 100}, {64, 257}};
+    for (size_t t = 0; t < 3; t++) {
+        for (size_t s = 0; s < sizeof ragged / sizeof ragged[0]; s++) {
+            mm_case c = {.type = float_types[t], .rows = ragged[s][0], .cols = ragged[s][1]};
+            double e = run_product(g, &c);
+            CHECK_NMSE(c, e, "matvec ragged");
+            if (float_types[t] != WTYPE_F16) continue; /* the matmul path is the same for all three */
+            c.n_tok = 7;
+            e = run_product(g, &c);
+            CHECK_NMSE(c, e, "matmul ragged");
+        }
+    }
+}
+
+static void test_matmul(th_gpu *g) {
+    /* (rows, cols in blocks, n_tok) */
+    static const uint32_t shapes[][3] = {{1, 1, 2}, {65, 3, 7}, {127, 2, 31}, {3, 5, 64},
+                                         {257, 2, 65}, {64, 4, 130}, {1000, 2, 2}};
+    for (size_t t = 0; t < N_TYPES; t++) {
+        kern_matmul_cfg other = other_matmul(g, all_types[t]);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            mm_case c = {.type = all_types[t], .rows = shapes[s][0], .cols = shapes[s][1] * block_of(all_types[t]),
+                         .n_tok = shapes[s][2]};
+            double e = run_product(g, &c);
+            CHECK_NMSE(c, e, "matmul");
+            c.mm = &other;
+            e = run_product(g, &c);
+            CHECK_NMSE(c, e, other.by_row ? "matmul by-row" : "matmul tiled");
+        }
+        /* n_tok 1 through the matmul kernel itself (kern_matmul hands it to kern_matvec). */
+        mm_case c = {.type = all_types[t], .rows = 65, .cols = 2 * block_of(all_types[t]), .n_tok = 1, .mm = &other};
+        double e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matmul n_tok 1");
+    }
+    /* The GPU tile (CPU devices default to a shallower K step), and a small tile where tiles
+     * and units line up differently. */
+    static const uint32_t tile_types[] = {WTYPE_Q4_0, WTYPE_Q6_K, WTYPE_F32};
+    kern_matmul_cfg tiles[2] = {{.bm = 64, .bn = 64, .bk = 32, .tm = 4, .tn = 4},
+                                {.bm = 32, .bn = 16, .bk = 16, .tm = 2, .tn = 2}};
+    for (size_t t = 0; t < sizeof tile_types / sizeof tile_types[0]; t++) {
+        mm_case c = {.type = tile_types[t], .rows = 65, .cols = 3 * block_of(tile_types[t]), .n_tok = 33,
+                     .mm = &tiles[t % 2]};
+        double e = run_product(g, &c);
+        CHECK_NMSE(c, e, t % 2 ? "matmul tile 32x16x16 2x2" : "matmul tile 64x64x32 4x4");
+    }
+}
+
+/* Tensors bigger than the binding limit are bound in chunks; offsets that are not multiples
+ * of the binding alignment go to the shader as word indices. */
+static void test_split_and_offsets(th_gpu *g) {
+    static const uint32_t types[] = {WTYPE_Q6_K, WTYPE_Q4_0, WTYPE_Q4_K, WTYPE_F16, WTYPE_Q8_0};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        uint32_t type = types[t];
+        kern_matvec_cfg mv = other_matvec(g, type);
+        kern_matmul_cfg mm = other_matmul(g, type);
+        mm_case c = {.type = type, .rows = 1000, .cols = 2 * block_of(type), .max_binding = 64 * 1024};
+        double e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec split");
+        c.mv = &mv;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec split, other kernel");
+        c.n_tok = 33; /* X and Y exceed 64 KiB too: token chunks as well as row chunks */
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matmul split");
+        c.mm = &mm;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matmul split, other kernel");
+        c.mm = NULL;
+        c.w_off = 36; /* 4-byte aligned, as the by-row kernel needs, but not binding-aligned */
+        c.x_off = 48;
+        c.y_off = 12;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matmul split with offsets");
+        c.n_tok = 0;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec split with offsets");
+    }
+}
+
+/* Runs kern_embed on a random table; returns the NMSE over all rows, and checks that ids
+ * outside the table gave zeros. */
+static double run_embed(th_gpu *g, uint32_t type, uint32_t dim, uint32_t n_vocab, const int32_t *ids,
+                        uint32_t n_ids, uint64_t max_binding, const char *extra) {
+    uint64_t wbytes;
+    void *w = make_weights(type, n_vocab, dim, &wbytes);
+    float *ref = calloc((size_t)n_ids * dim, 4), *got = malloc((size_t)n_ids * dim * 4);
+    for (uint32_t i = 0; i < n_ids; i++)
+        if (ids[i] >= 0 && (uint32_t)ids[i] < n_vocab)
+            CHECK_OK(ref_embed(ref + (size_t)i * dim, w, type, dim, n_vocab, ids[i]));
+    vk_buf bw = th_buf_from(g, w, wbytes), bi = th_buf_from(g, ids, (uint64_t)n_ids * 4);
+    vk_buf bo = th_buf_zero(g, (uint64_t)n_ids * dim * 4);
+    /* Garbage in the output first, so rows that are never written show up. */
+    kern_ctx k = th_begin(g, extra);
+    CHECK_OK(vk_batch_fill(k.batch, &bo, 0, (uint64_t)n_ids * dim * 4, 0x7fc00000u));
+    k.max_binding_override = max_binding;
+    CHECK_OK(kern_embed(&k, type, &bw, &bi, n_ids, &bo, dim));
+    th_run(&k);
+    th_buf_to(g, &bo, got, (uint64_t)n_ids * dim * 4);
+    double e = th_nmse(ref, got, (size_t)n_ids * dim);
+    vk_buf_free(g->dev, &bw);
+    vk_buf_free(g->dev, &bi);
+    vk_buf_free(g->dev, &bo);
+    free(w), free(ref), free(got);
+    return e;
+}
+
+static void test_embed(th_gpu *g) {
+    const uint32_t n_vocab = 50;
+    static const int32_t ids[] = {0, 49, 7, 7, 0, 23, 49, -1, 50, 12};
+    const uint32_t n_ids = sizeof ids / sizeof ids[0];
+    for (size_t t = 0; t < N_TYPES; t++) {
+        uint32_t type = all_types[t], dim = 3 * block_of(type);
+        double e = run_embed(g, type, dim, n_vocab, ids, n_ids, 0, NULL);
+        CHECK_MSG(e <= NMSE_MAX, "embed %s dim %u: nmse %.3g", wtype_get(type)->name, dim, e);
+        /* A 4 KiB binding limit splits the table (and the output) into many chunks. */
+        e = run_embed(g, type, dim, n_vocab, ids, n_ids, 4096, NULL);
+        CHECK_MSG(e <= NMSE_MAX, "embed split %s dim %u: nmse %.3g", wtype_get(type)->name, dim, e);
+    }
+    double e = run_embed(g, WTYPE_F16, 37, n_vocab, ids, n_ids, 0, NULL);
+    CHECK_MSG(e <= NMSE_MAX, "embed f16 dim 37: nmse %.3g", e);
+}
+
+/* The same checks must reject a kernel that skips the last block of every row. */
+static void test_broken_is_caught(th_gpu *g) {
+    static const uint32_t types[] = {WTYPE_Q4_0, WTYPE_Q6_K};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        uint32_t type = types[t];
+        kern_matvec_cfg mv = other_matvec(g, type);
+        kern_matmul_cfg mm = other_matmul(g, type);
+        for (int other = 0; other < 2; other++) {
+            if (other && type != WTYPE_Q4_0) break; /* one type covers both kernel families */
+            mm_case c = {.type = type, .rows = 65, .cols = 4 * block_of(type), .extra = "BROKEN_SKIP_LAST_BLOCK=1",
+                         .mv = other ? &mv : NULL, .mm = other ? &mm : NULL};
+            double e = run_product(g, &c);
+            CHECK_MSG(!(e <= NMSE_MAX), "broken matvec %s (%s kernel) was not caught (nmse %.3g)",
+                      wtype_get(type)->name, other ? "other" : "default", e);
+            if (type != WTYPE_Q4_0) break;
+            c.n_tok = 7;
+            e = run_product(g, &c);
+            CHECK_MSG(!(e <= NMSE_MAX), "broken matmul %s (%s kernel) was not caught (nmse %.3g)",
+                      wtype_get(type)->name, other ? "other" : "default", e);
+        }
+        if (type != WTYPE_Q4_0) continue;
+        static const int32_t ids[] = {0, 3, 9};
+        double e = run_embed(g, type, 3 * block_of(type), 10, ids, 3, 0, "BROKEN_SKIP_LAST_BLOCK=1");
+        CHECK_MSG(!(e <= NMSE_MAX), "broken embed %s was not caught (nmse %.3g)", wtype_get(type)->name, e);
+    }
+}
+
+/* Arguments the kernels must refuse with a message rather than record. */
+static void test_errors(th_gpu *g) {
+    vk_buf b = th_buf_zero(g, 4096);
+    kern_ctx k = th_begin(g, NULL);
+    CHECK(kern_matvec(&k, WTYPE_Q4_0, &b, 0, &b, 0, &b, 0, 2, 48) == VKLLM_ERR_INVALID_ARG); /* 48 % 32 */
+    CHECK(kern_matvec(&k, 5, &b, 0, &b, 0, &b, 0, 2, 32) == VKLLM_ERR_UNSUPPORTED);          /* no type 5 */
+    CHECK(kern_matvec(&k, WTYPE_Q4_K, &b, 2, &b, 0, &b, 0, 1, 256) == VKLLM_ERR_INVALID_ARG); /* w_off % 4 */
+    CHECK(kern_matvec(&k, WTYPE_Q4_0, &b, 0, &b, 8, &b, 0, 1, 32) == VKLLM_ERR_INVALID_ARG);  /* x_off % 16 */
+    CHECK(kern_matvec(&k, WTYPE_F32, &b, 0, &b, 0, &b, 0, 64, 64) == VKLLM_ERR_INVALID_ARG);  /* W overruns */
+    kern_matmul_cfg bad = {.bm = 64, .bn = 64, .bk = 8, .tm = 4, .tn = 4};                     /* bk < unit */
+    CHECK(kern_matmul_ex(&k, &bad, WTYPE_Q4_K, &b, 0, &b, 0, &b, 0, 1, 256, 2) == VKLLM_ERR_INVALID_ARG);
+    th_run(&k);
+    vk_buf_free(g->dev, &b);
+}
+
+int main(void) {
+    th_gpu g;
+    if (th_gpu_open(&g, NULL) == 0) {
+        test_errors(&g);
+        test_matvec(&g);
+        test_matmul(&g);
+        test_split_and_offsets(&g);
+        test_embed(&g);
+        test_broken_is_caught(&g);
+    }
+    th_gpu_close(&g);
+    return th_finish();
+}
