@@ -32,6 +32,9 @@ struct gpu_ctx {
     vk_buf logits;             /* (n_vocab) */
     vk_buf best;               /* (1) uint32 argmax */
     vk_buf attn_scratch;       /* split-K partial results for single-token attention */
+    /* Readback copies in host-cached memory: reading device memory through a PCIe BAR
+     * mapping is uncached and costs milliseconds per token on discrete GPUs. */
+    vk_buf logits_host, best_host;
 };
 
 static vkllm_status upload(vk_device *dev, const gguf_tensor *t, gpu_tensor *out) {
@@ -127,7 +130,8 @@ void gpu_ctx_free(gpu_ctx *c) {
     free(c->k_cache);
     free(c->v_cache);
     vk_buf *bufs[] = {&c->ids, &c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2,
-                      &c->last, &c->logits, &c->best, &c->attn_scratch};
+                      &c->last, &c->logits, &c->best, &c->attn_scratch,
+                      &c->logits_host, &c->best_host};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vk_buf_free(dev, bufs[i]);
     free(c);
 }
@@ -165,6 +169,8 @@ vkllm_status gpu_ctx_create(gpu_model *m, uint32_t n_ctx, uint32_t n_batch, int 
         kern_attn_scratch_bytes(&probe, 1, hp->n_head, hp->head_dim, KERN_ATTN_MAX_SPLIT);
     for (size_t i = 0; !st && i < sizeof acts / sizeof acts[0]; i++)
         st = vk_buf_alloc(dev, VK_MEM_DEVICE, acts[i].bytes, acts[i].b);
+    if (!st) st = vk_buf_alloc(dev, VK_MEM_HOST, (uint64_t)hp->n_vocab * 4, &c->logits_host);
+    if (!st) st = vk_buf_alloc(dev, VK_MEM_HOST, 4, &c->best_host);
     if (st) {
         vkl_err_context("creating a context of %u positions", n_ctx);
         gpu_ctx_free(c);
@@ -228,7 +234,12 @@ static vkllm_status record(gpu_ctx *c, kern_ctx *k, uint32_t n, uint32_t pos, gp
     TRY(kern_rmsnorm(k, &c->att, &m->output_norm.buf, &c->last, 1, hp->n_embd, hp->rms_eps));
     TRY(kern_matvec(k, m->output.type, &m->output.buf, 0, &c->last, 0, &c->logits, 0, m->output.rows,
                     m->output.cols));
-    if (want == GPU_OUT_ARGMAX) TRY(kern_argmax(k, &c->logits, hp->n_vocab, &c->best));
+    if (want == GPU_OUT_ARGMAX) {
+        TRY(kern_argmax(k, &c->logits, hp->n_vocab, &c->best));
+        TRY(vk_batch_copy(k->batch, &c->best, 0, &c->best_host, 0, 4));
+    } else {
+        TRY(vk_batch_copy(k->batch, &c->logits, 0, &c->logits_host, 0, (uint64_t)hp->n_vocab * 4));
+    }
 #undef TRY
     return VKLLM_OK;
 }
@@ -252,7 +263,7 @@ vkllm_status gpu_forward(gpu_ctx *c, const int32_t *tokens, uint32_t n, uint32_t
     if (!st) st = vk_batch_submit_wait(k.batch);
     vk_batch_free(k.batch);
     if (st) return st;
-    if (want == GPU_OUT_LOGITS) st = vk_buf_read(dev, &c->logits, 0, logits, (uint64_t)hp->n_vocab * 4);
-    else if (want == GPU_OUT_ARGMAX) st = vk_buf_read(dev, &c->best, 0, argmax, 4);
+    if (want == GPU_OUT_LOGITS) st = vk_buf_read(dev, &c->logits_host, 0, logits, (uint64_t)hp->n_vocab * 4);
+    else if (want == GPU_OUT_ARGMAX) st = vk_buf_read(dev, &c->best_host, 0, argmax, 4);
     return st;
 }
