@@ -174,6 +174,12 @@ typedef struct vkllm_model_info {
 } vkllm_model_info;
 VKLLM_API void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *out);
 
+/* Measures how fast the model's device can merely read memory (GB/s): a streaming-read
+ * kernel over `bytes` (0 = 64 MiB), timed with GPU timestamps on a second opening of the
+ * same device. Decoding one token reads every weight once, so gbps * 1e9 / size_bytes is the
+ * bound that benchmarks report their tokens/s against. */
+VKLLM_API vkllm_status vkllm_measure_read_bandwidth(const vkllm_model *model, uint64_t bytes, double *gbps);
+
 /* ------------------------------------------------------------- tokenizer ---- */
 
 VKLLM_API int32_t vkllm_n_vocab(const vkllm_model *model);

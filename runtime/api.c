@@ -8,6 +8,7 @@
 
 #include "runtime/gguf.h"
 #include "runtime/gpu_forward.h"
+#include "runtime/kern_stream.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "runtime/tokenizer.h"
@@ -25,6 +26,7 @@ struct vkllm_model {
     vk_instance *inst;
     vk_device *dev;
     gpu_model *gpu;
+    uint32_t device_index;
     vkllm_model_info info;
 };
 
@@ -177,6 +179,7 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
         free(all);
     }
     vk_device_opts dopts = {.budget = n_mems ? mems[0] : 0};
+    m->device_index = index;
     if ((st = vk_device_open(m->inst, index, &dopts, &m->dev))) goto fail;
     progress_relay relay = {p->progress, p->progress_user};
     if ((st = gpu_model_upload(m->dev, m->desc, relay_progress, &relay, &m->gpu))) goto fail;
@@ -209,6 +212,16 @@ fail:
 }
 
 void vkllm_model_get_info(const vkllm_model *m, vkllm_model_info *out) { *out = m->info; }
+
+vkllm_status vkllm_measure_read_bandwidth(const vkllm_model *m, uint64_t bytes, double *gbps) {
+    *gbps = 0;
+    vk_device *dev = NULL;
+    vk_device_opts o = {.enable_timestamps = 1};
+    vkllm_status st = vk_device_open(m->inst, m->device_index, &o, &dev);
+    if (!st) st = kern_stream_gbps(dev, bytes ? bytes : (64ull << 20), 5, gbps);
+    vk_device_close(dev);
+    return st;
+}
 
 int32_t vkllm_n_vocab(const vkllm_model *m) { return (int32_t)m->desc->hp.n_vocab; }
 int32_t vkllm_token_bos(const vkllm_model *m) { return tok_bos(m->vocab); }
