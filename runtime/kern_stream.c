@@ -5,30 +5,44 @@
 #include "runtime/kern_stream.h"
 #include "vk/util.h"
 
-/* (workgroup size, vec4s per invocation per pass, divisor of the one-pass group count). */
-static const uint32_t configs[][3] = {{256, 4, 1}, {64, 16, 1}, {256, 4, 16}, {64, 16, 4}, {32, 32, 8}};
+/* A configuration: access order, workgroup size, and the grid: for STRIDED the vec4s per
+ * invocation per pass and a divisor of the one-pass group count; for RUNS a group count per
+ * compute unit is not knowable, so a few small grids are tried. */
+typedef struct stream_cfg {
+    int runs;
+    uint32_t wg, iters, groups_div, groups;
+} stream_cfg;
+
+static const stream_cfg configs[] = {
+    {0, 256, 4, 1, 0},  {0, 64, 16, 1, 0}, {0, 256, 4, 16, 0}, {0, 64, 16, 4, 0}, {0, 32, 32, 8, 0},
+    {1, 64, 0, 0, 2},   {1, 64, 0, 0, 4},  {1, 32, 0, 0, 8},   {1, 64, 0, 0, 64},
+};
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static vkllm_status one_config(vk_device *dev, const vk_buf *src, uint64_t n4, const uint32_t cfg[3],
+static vkllm_status one_config(vk_device *dev, const vk_buf *src, uint64_t n4, const stream_cfg *cfg,
                                uint32_t reps, double *gbps) {
-    uint64_t per_pass = (uint64_t)cfg[0] * cfg[1];
-    uint64_t groups = (n4 + per_pass - 1) / per_pass / cfg[2];
+    uint64_t groups = cfg->groups;
+    if (!cfg->runs) {
+        uint64_t per_pass = (uint64_t)cfg->wg * cfg->iters;
+        groups = (n4 + per_pass - 1) / per_pass / cfg->groups_div;
+    }
     if (groups == 0) groups = 1;
     if (groups > 65535) groups = 65535;
     vk_buf dst;
     vkllm_status st = vk_buf_alloc(dev, VK_MEM_DEVICE, groups * 4, &dst);
     if (st) return st;
     char defines[32];
-    snprintf(defines, sizeof defines, "ITERS=%u", cfg[1]);
-    vk_pipeline_desc d = {.shader = "bench_stream.comp", .defines = defines, .n_bindings = 2,
-                          .push_size = 4, .n_spec = 1, .spec = {cfg[0]}};
+    if (cfg->runs) snprintf(defines, sizeof defines, "RUNS=1");
+    else snprintf(defines, sizeof defines, "ITERS=%u", cfg->iters);
+    vk_pipeline_desc d = {.shader = "stream_read.comp", .defines = defines, .n_bindings = 2,
+                          .push_size = 4, .n_spec = 1, .spec = {cfg->wg}};
     vk_pipeline *p;
     vk_batch *b = NULL;
-    uint32_t n = (uint32_t)n4;
+    uint32_t n = (uint32_t)(n4 * 4); /* uints */
     vk_bind bd[2] = {{src, 0, n4 * 16, 0}, {&dst, 0, groups * 4, 1}};
     double *ms = calloc(reps, sizeof *ms);
     if (!ms) st = vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -55,7 +69,7 @@ vkllm_status kern_stream_gbps(vk_device *dev, uint64_t bytes, uint32_t reps, dou
     uint64_t limit = vk_device_props(dev)->max_storage_buffer_range / 16 * 16;
     if (bytes > limit) bytes = limit;
     uint64_t n4 = bytes / 16 ? bytes / 16 : 1;
-    if (n4 > UINT32_MAX) n4 = UINT32_MAX;
+    if (n4 > UINT32_MAX / 4) n4 = UINT32_MAX / 4;
     if (reps == 0) reps = 1;
     vk_buf src;
     vkllm_status st = vk_buf_alloc(dev, VK_MEM_DEVICE, n4 * 16, &src);
@@ -68,7 +82,7 @@ vkllm_status kern_stream_gbps(vk_device *dev, uint64_t bytes, uint32_t reps, dou
     }
     for (size_t c = 0; !st && c < sizeof configs / sizeof configs[0]; c++) {
         double g = 0;
-        st = one_config(dev, &src, n4, configs[c], reps, &g);
+        st = one_config(dev, &src, n4, &configs[c], reps, &g);
         if (g > *gbps) *gbps = g;
     }
     vk_buf_free(dev, &src);

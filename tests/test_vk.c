@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gpu_harness.h"
+#include "runtime/kern_stream.h"
 #include "runtime/kernels.h"
 #include "vkllm.h"
 
@@ -216,6 +217,10 @@ static void test_timestamps(void) {
     vk_buf_free(g.dev, &a);
     vk_buf_free(g.dev, &t);
     free(x);
+    /* The bandwidth yardstick runs every configuration cleanly and reports a positive rate. */
+    double gbps = 0;
+    CHECK_OK(kern_stream_gbps(g.dev, 4 << 20, 1, &gbps));
+    CHECK_MSG(gbps > 0.01 && gbps < 100000, "stream read %.3f GB/s", gbps);
     th_gpu_close(&g);
 }
 
