@@ -1,7 +1,7 @@
 /* Kernel benchmark for the weight-reading kernels, in the llm.c manner: for every weight type
  * and every variant (workgroup size, rows per workgroup, matmul tiles) it first checks the GPU
  * result against the CPU reference, then times it with GPU timestamps and prints the time, the
- * bandwidth and its share of a plain streaming read (bench_stream.comp) of the same bytes.
+ * bandwidth and its share of a plain streaming read (stream_read.comp (runtime/kern_stream.c)) of the same bytes.
  *
  *   build/bench_matmul [--rows R] [--cols C] [--ntok N] [--reps K] [--type q4_0,q8_0] [--mv|--mm]
  *                      [--defines "A=1;B=2"]
@@ -13,6 +13,7 @@
 
 #include "runtime/cpu_ref.h"
 #include "runtime/kern_matmul.h"
+#include "runtime/kern_stream.h"
 #include "runtime/wtype.h"
 #include "vk/util.h"
 #include "vk/vk.h"
@@ -97,60 +98,12 @@ static double median_call_ms(vk_batch *b, uint32_t first, uint32_t per_call, uin
     return m;
 }
 
-/* Stream configurations tried; the fastest is the yardstick. (workgroup size, vec4s per pass,
- * workgroups as a divisor of the one-pass count: 1 = one pass, more = grid-stride passes.) */
-static const uint32_t stream_cfgs[][3] = {{256, 4, 1}, {64, 16, 1}, {256, 4, 16}, {64, 16, 4}, {32, 32, 8}};
-
-/* GB/s of one bench_stream.comp configuration over src (n4 vec4s), or -1. */
-static double stream_once(bench *B, const vk_buf *src, uint64_t n4, const uint32_t cfg[3]) {
-    uint64_t per_pass = (uint64_t)cfg[0] * cfg[1];
-    uint64_t groups = (n4 + per_pass - 1) / per_pass / cfg[2];
-    if (groups == 0) groups = 1;
-    if (groups > 65535) groups = 65535;
-    vk_buf dst;
-    if (vk_buf_alloc(B->dev, VK_MEM_DEVICE, groups * 4, &dst) != VKLLM_OK) return -1;
-    char defines[32];
-    snprintf(defines, sizeof defines, "ITERS=%u", cfg[1]);
-    vk_pipeline_desc d = {.shader = "bench_stream.comp", .defines = defines, .n_bindings = 2,
-                          .push_size = 4, .n_spec = 1, .spec = {cfg[0]}};
-    vk_pipeline *p;
-    vk_batch *b = NULL;
-    double gbps = -1;
-    uint32_t n = (uint32_t)n4;
-    vk_bind bd[2] = {{src, 0, n4 * 16, 0}, {&dst, 0, groups * 4, 1}};
-    if (vk_pipeline_get(B->dev, &d, &p) == VKLLM_OK && vk_batch_begin(B->dev, &b) == VKLLM_OK) {
-        vkllm_status st = VKLLM_OK;
-        for (uint32_t r = 0; r < B->reps + 1 && !st; r++)
-            st = vk_batch_dispatch(b, p, bd, 2, &n, (uint32_t)groups, 1, 1, "stream");
-        if (!st) st = vk_batch_submit_wait(b);
-        if (!st) {
-            double ms = median_call_ms(b, 1, 1, B->reps); /* dispatch 0 warms up */
-            gbps = ms > 0 ? (double)n4 * 16 / (ms * 1e6) : -1;
-        }
-        vk_batch_free(b);
-    }
-    vk_buf_free(B->dev, &dst);
-    return gbps;
-}
-
 /* GB/s of the fastest stream configuration reading `bytes` (rounded to vec4s), memoized. */
 static double stream_gbps(bench *B, uint64_t bytes) {
     for (uint32_t i = 0; i < B->n_stream; i++)
         if (B->stream_bytes[i] == bytes) return B->stream_gbps[i];
-    uint64_t n4 = bytes / 16 ? bytes / 16 : 1;
-    vk_buf src;
     double best = -1;
-    if (vk_buf_alloc(B->dev, VK_MEM_DEVICE, n4 * 16, &src) != VKLLM_OK) return -1;
-    kern_ctx k = {.dev = B->dev};
-    if (vk_batch_begin(B->dev, &k.batch) == VKLLM_OK) {
-        if (vk_batch_fill(k.batch, &src, 0, n4 * 16, 0x3c003c00u) == VKLLM_OK) vk_batch_submit_wait(k.batch);
-        vk_batch_free(k.batch);
-    }
-    for (size_t c = 0; c < sizeof stream_cfgs / sizeof stream_cfgs[0]; c++) {
-        double g = stream_once(B, &src, n4, stream_cfgs[c]);
-        if (g > best) best = g;
-    }
-    vk_buf_free(B->dev, &src);
+    if (kern_stream_gbps(B->dev, bytes, B->reps, &best) != VKLLM_OK) best = -1;
     if (B->n_stream < 16) {
         B->stream_bytes[B->n_stream] = bytes;
         B->stream_gbps[B->n_stream++] = best;
@@ -316,7 +269,7 @@ static int parse_u32(const char *s, uint32_t *out) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_matmul [--rows R] [--cols C] [--ntok N] [--reps K] [--type NAME] [--mv|--mm]\n"
+    fprintf(stderr, "usage: bench_matmul [--rows R] [--cols C] [--ntok N] [--reps K] [--type NAME,...] [--mv|--mm]\n"
                     "                    [--defines \"A=1;B=2\"]\n"
                     "  defaults: 2048 x 2048, 64 tokens, 5 repetitions, every type, both kernels;\n"
                     "  --defines adds shader defines to every kernel (to try a variant)\n");
