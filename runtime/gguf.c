@@ -724,19 +724,6 @@ static double rd_f64(const uint8_t *p) {
     return v;
 }
 
-vkllm_status gguf_get_f32(const gguf_file *f, const char *key, float *out) {
-    const gguf_kv *kv = NULL;
-    vkllm_status st = lookup(f, key, &kv);
-    if (st != VKLLM_OK) return st;
-    if (kv->type == GGUF_F32)
-        *out = rd_f32(f->base + kv->value);
-    else if (kv->type == GGUF_F64)
-        *out = (float)rd_f64(f->base + kv->value);
-    else
-        return wrong_type(kv, key, "f32 or f64");
-    return VKLLM_OK;
-}
-
 vkllm_status gguf_get_f64(const gguf_file *f, const char *key, double *out) {
     const gguf_kv *kv = NULL;
     vkllm_status st = lookup(f, key, &kv);
@@ -748,6 +735,13 @@ vkllm_status gguf_get_f64(const gguf_file *f, const char *key, double *out) {
     else
         return wrong_type(kv, key, "f32 or f64");
     return VKLLM_OK;
+}
+
+vkllm_status gguf_get_f32(const gguf_file *f, const char *key, float *out) {
+    double v = 0;
+    vkllm_status st = gguf_get_f64(f, key, &v);
+    if (st == VKLLM_OK) *out = (float)v;
+    return st;
 }
 
 vkllm_status gguf_get_bool(const gguf_file *f, const char *key, int *out) {
