@@ -230,34 +230,38 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
         if (!note(b, binds[i].buf->buffer, offs[i], offs[i] + sizes[i], binds[i].write))
             return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
 
-    VkDescriptorSet set = VK_NULL_HANDLE;
-    for (;;) {
-        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                          .descriptorPool = b->pools[b->cur_pool],
-                                          .descriptorSetCount = 1,
-                                          .pSetLayouts = &p->set_layout};
-        VkResult r = vkAllocateDescriptorSets(dev->device, &ai, &set);
-        if (r == VK_SUCCESS) break;
-        if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
-            return vk_check(r, "vkAllocateDescriptorSets", __FILE__, __LINE__);
-        b->cur_pool++;
-        if (b->cur_pool == b->n_pools) {
-            vkllm_status st = add_pool(b);
-            if (st) return st;
-        }
-    }
     for (uint32_t i = 0; i < n_binds; i++) {
         infos[i] = (VkDescriptorBufferInfo){.buffer = binds[i].buf->buffer, .offset = offs[i], .range = sizes[i]};
         writes[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-                                           .dstSet = set,
                                            .dstBinding = i,
                                            .descriptorCount = 1,
                                            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                            .pBufferInfo = &infos[i]};
     }
-    vkUpdateDescriptorSets(dev->device, n_binds, writes, 0, NULL);
     vkCmdBindPipeline(b->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
-    vkCmdBindDescriptorSets(b->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+    if (dev->push_descriptors) {
+        vkCmdPushDescriptorSetKHR(b->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, n_binds, writes);
+    } else {
+        VkDescriptorSet set = VK_NULL_HANDLE;
+        for (;;) {
+            VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                              .descriptorPool = b->pools[b->cur_pool],
+                                              .descriptorSetCount = 1,
+                                              .pSetLayouts = &p->set_layout};
+            VkResult r = vkAllocateDescriptorSets(dev->device, &ai, &set);
+            if (r == VK_SUCCESS) break;
+            if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
+                return vk_check(r, "vkAllocateDescriptorSets", __FILE__, __LINE__);
+            b->cur_pool++;
+            if (b->cur_pool == b->n_pools) {
+                vkllm_status st = add_pool(b);
+                if (st) return st;
+            }
+        }
+        for (uint32_t i = 0; i < n_binds; i++) writes[i].dstSet = set;
+        vkUpdateDescriptorSets(dev->device, n_binds, writes, 0, NULL);
+        vkCmdBindDescriptorSets(b->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+    }
     if (p->desc.push_size)
         vkCmdPushConstants(b->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->desc.push_size, push);
     vkCmdDispatch(b->cb, gx, gy, gz);

@@ -129,6 +129,12 @@ vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_o
     const char *exts[2];
     uint32_t n_exts = 0;
     if (info->memory_budget_ext) exts[n_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    /* Push descriptors spare every dispatch a descriptor-set allocation and update, which is
+     * most of the host cost of a token step on fast GPUs. */
+    if (info->push_descriptors && !getenv("VKLLM_NO_PUSH_DESCRIPTORS")) {
+        exts[n_exts++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
+        dev->push_descriptors = 1;
+    }
 
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
@@ -146,8 +152,6 @@ vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_o
         free(dev);
         return vk_check(r, "vkCreateDevice", __FILE__, __LINE__);
     }
-    /* Each opening has its own dispatch table: several devices can be open at once. */
-    volkLoadDevice(dev->device);
     vkGetDeviceQueue(dev->device, dev->queue_family, 0, &dev->queue);
 
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,

@@ -299,7 +299,9 @@ vkllm_status vk_instance_create(int validation, vk_instance **out) {
         free(inst);
         return vk_check(r, "vkCreateInstance", __FILE__, __LINE__);
     }
-    volkLoadInstanceOnly(inst->instance);
+    /* Device functions go through the loader's trampolines, which dispatch on the handle: the
+     * globals stay valid for every open device, even devices of different drivers. */
+    volkLoadInstance(inst->instance);
     if (debug_utils)
         vkCreateDebugUtilsMessengerEXT(inst->instance, &dbg, NULL, &inst->messenger);
 

@@ -48,6 +48,7 @@ struct vk_device {
     VkPipelineCache pipeline_cache;
     int pipeline_cache_dirty;
     int enable_timestamps;
+    int push_descriptors; /* VK_KHR_push_descriptor enabled: no descriptor sets to allocate */
 
     /* memory */
     uint32_t mem_type[2]; /* per vk_mem_kind */

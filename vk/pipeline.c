@@ -136,6 +136,9 @@ static vkllm_status create(vk_device *dev, const vk_pipeline_desc *d, vk_pipelin
                                               .descriptorCount = 1,
                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dl = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                          .flags = dev->push_descriptors
+                                                       ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR
+                                                       : 0,
                                           .bindingCount = d->n_bindings,
                                           .pBindings = b};
     VK_TRY(vkCreateDescriptorSetLayout(dev->device, &dl, NULL, &p->set_layout));
