@@ -88,7 +88,61 @@ int main(void) {
     CHECK(rc == 0 && out);
     if (out) check_ids("prompt 'Once upon a time', 256 steps", out, ids, n);
     free(out);
+
+    /* A stop string ends the text just before it; -f reads the prompt from a file. */
+    snprintf(cmd, sizeof cmd, "vkllm run -m '%s' -p '' -n 200 --temp 0 -r 'Lily' 2>/dev/null", model);
+    out = th_run_cli("", cmd, &rc);
+    const char *lily = strstr(want, "Lily");
+    CHECK(lily != NULL);
+    if (out && lily) {
+        size_t n_before = (size_t)(lily - want);
+        CHECK_MSG(rc == 0 && strlen(out) == n_before && !strncmp(out, want, n_before),
+                  "with --stop Lily got: %s", out);
+    }
+    free(out);
+    char prompt_path[1024];
+    th_tmp_path("e2e_prompt.txt", prompt_path, sizeof prompt_path);
+    FILE *pf = fopen(prompt_path, "wb");
+    CHECK(pf != NULL);
+    if (pf) {
+        fputs("Once upon a time", pf);
+        fclose(pf);
+        snprintf(cmd, sizeof cmd, "vkllm run -m '%s' -f '%s' -n %zu --temp 0 --ids 2>/dev/null", model, prompt_path,
+                 n - n_prompt);
+        out = th_run_cli("", cmd, &rc);
+        CHECK(rc == 0 && out);
+        if (out) check_ids("-f prompt file", out, ids, n);
+        free(out);
+    }
     free(ids);
+
+    /* Sampling: the same seed repeats itself, another seed takes another path. */
+    char *runs[3];
+    const int seeds[3] = {7, 7, 8};
+    for (int r = 0; r < 3; r++) {
+        snprintf(cmd, sizeof cmd, "vkllm run -m '%s' -p 'Once upon a time' -n 40 --temp 0.9 --top-k 40 "
+                 "--top-p 0.95 --min-p 0.05 --repeat-penalty 1.1 --seed %d 2>/dev/null", model, seeds[r]);
+        runs[r] = th_run_cli("", cmd, &rc);
+        CHECK(rc == 0 && runs[r] && strlen(runs[r]) > 20);
+    }
+    if (runs[0] && runs[1] && runs[2]) {
+        CHECK_MSG(!strcmp(runs[0], runs[1]), "seed 7 twice gave different text");
+        CHECK_MSG(strcmp(runs[0], runs[2]) != 0, "seeds 7 and 8 gave the same text");
+    }
+    for (int r = 0; r < 3; r++) free(runs[r]);
+
+    /* tokenize works on a vocabulary-only GGUF (no tensors, no device needed). */
+    char vocab[1024];
+    if (th_data_path("vocab-llama-spm/ggml-vocab-llama-spm.gguf", vocab, sizeof vocab)) {
+        snprintf(cmd, sizeof cmd, "vkllm tokenize -m '%s' -p 'Hello world'", vocab);
+        out = th_run_cli("", cmd, &rc);
+        CHECK_MSG(rc == 0 && out && !strcmp(out, "1 15043 3186\n"), "tokenize gave: %s", out ? out : "");
+        free(out);
+        snprintf(cmd, sizeof cmd, "vkllm tokenize -m '%s' -p 'Hello world' --no-bos", vocab);
+        out = th_run_cli("", cmd, &rc);
+        CHECK_MSG(rc == 0 && out && !strcmp(out, "15043 3186\n"), "tokenize --no-bos gave: %s", out ? out : "");
+        free(out);
+    }
 
     cJSON_Delete(root);
     free(json);
