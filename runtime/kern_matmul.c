@@ -151,7 +151,7 @@ static kern_matmul_cfg mm_tiled_default(const kern_ctx *k) {
 }
 
 kern_matmul_cfg kern_matmul_default(const kern_ctx *k, uint32_t type) {
-    if (mm_cpu_by_row(k, type)) return (kern_matmul_cfg){.by_row = 1, .bm = 64, .tm = 8, .tn = 4};
+    if (mm_cpu_by_row(k, type)) return (kern_matmul_cfg){.by_row = 1, .bm = 128, .tm = 16, .tn = 16};
     return mm_tiled_default(k);
 }
 
