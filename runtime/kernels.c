@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "runtime/kernels.h"
-#include "runtime/wtype.h"
 #include "vk/util.h"
 
 #define WG_ELEMENTWISE 256
@@ -82,19 +81,4 @@ vkllm_status kern_softmax(kern_ctx *k, const vk_buf *x, const vk_buf *out, uint3
     uint64_t bytes = (uint64_t)rows * n * 4;
     vk_bind bd[2] = {{x, 0, bytes, 0}, {out, 0, bytes, 1}};
     return vk_batch_dispatch(k->batch, p, bd, 2, &n, rows, 1, 1, "softmax");
-}
-
-vkllm_status kern_matvec_float(kern_ctx *k, uint32_t type, const vk_buf *w, const vk_buf *x,
-                               const vk_buf *y, uint32_t rows, uint32_t cols) {
-    if (type != WTYPE_F32 && type != WTYPE_F16)
-        return vkl_err(VKLLM_ERR_UNSUPPORTED, "kern_matvec_float: weight type %u is not F32/F16", type);
-    const uint32_t rows_per_wg = 2;
-    vk_pipeline *p;
-    vkllm_status st = get_pipeline(k, "matvec_float.comp", type == WTYPE_F16 ? "WTYPE_F16=1;ROWS_PER_WG=2" : "ROWS_PER_WG=2",
-                                   3, 8, WG_REDUCE, &p);
-    if (st) return st;
-    struct { uint32_t rows, cols; } pc = {rows, cols};
-    uint64_t wbytes = (uint64_t)rows * cols * (type == WTYPE_F16 ? 2 : 4);
-    vk_bind bd[3] = {{w, 0, wbytes, 0}, {x, 0, (uint64_t)cols * 4, 0}, {y, 0, (uint64_t)rows * 4, 1}};
-    return vk_batch_dispatch(k->batch, p, bd, 3, &pc, (rows + rows_per_wg - 1) / rows_per_wg, 1, 1, "matvec");
 }

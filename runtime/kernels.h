@@ -1,6 +1,7 @@
 /* Typed entry points for every GPU kernel: which shader and variant, its bindings, push
  * constants and grid. The forward pass and the kernel tests both record through these, so
- * each kernel's calling convention lives in exactly one place. */
+ * each kernel's calling convention lives in exactly one place. Weight products are in
+ * kern_matmul.h, attention and RoPE in kern_attn.h. */
 #ifndef VKLLM_KERNELS_H
 #define VKLLM_KERNELS_H
 
@@ -34,10 +35,6 @@ vkllm_status kern_softmax(kern_ctx *k, const vk_buf *x, const vk_buf *out, uint3
 vkllm_status kern_swiglu(kern_ctx *k, const vk_buf *gate, const vk_buf *up, const vk_buf *out, uint32_t n);
 /* n values F32 -> F16 (to_f16) or F16 -> F32. */
 vkllm_status kern_convert(kern_ctx *k, int to_f16, const vk_buf *src, const vk_buf *dst, uint32_t n);
-/* y[rows] = W[rows][cols] x[cols] for F32 or F16 (ggml type id) weights. */
-vkllm_status kern_matvec_float(kern_ctx *k, uint32_t type, const vk_buf *w, const vk_buf *x,
-                               const vk_buf *y, uint32_t rows, uint32_t cols);
-
 /* Groups for n items at wg per group, folded into (gx, gy) within the device's limits. */
 void kern_grid_1d(const vk_device *dev, uint64_t n, uint32_t wg, uint32_t *gx, uint32_t *gy);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gpu_harness.h"
+#include "runtime/kern_matmul.h"
 #include "runtime/cpu_ref.h"
 #include "runtime/wtype.h"
 
@@ -153,7 +154,7 @@ static void test_matvec(th_gpu *g) {
             vk_buf by = th_buf_zero(g, rows * 4);
             CHECK_OK(ref_matvec(ref, data, type, rows, cols, x));
             kern_ctx k = th_begin(g, NULL);
-            CHECK_OK(kern_matvec_float(&k, type, &bw, &bx, &by, rows, cols));
+            CHECK_OK(kern_matvec(&k, type, &bw, 0, &bx, 0, &by, 0, rows, cols));
             th_run(&k);
             th_buf_to(g, &by, got, rows * 4);
             double e = th_nmse(ref, got, rows);
