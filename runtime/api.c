@@ -475,6 +475,10 @@ vkllm_status vkllm_generate(vkllm_context *c, const vkllm_generate_params *p, vk
     double t1 = vkl_now_ms();
     uint32_t n_ctx = gpu_ctx_n_ctx(c->gpu);
     for (;;) {
+        if (p->n_predict >= 0 && tm->n_gen >= (uint32_t)p->n_predict) { /* n_predict 0: prompt only */
+            tm->stop = VKLLM_STOP_N_PREDICT;
+            break;
+        }
         if (!gpu_argmax && (st = samp_sample(sampler, c->logits, n_vocab, &next))) break;
         samp_accept(sampler, next);
         if (next == eos || next == bos) {

@@ -183,6 +183,10 @@ static void test_statuses(void) {
     CHECK(vkllm_generate(ctx, &gp, &tm) == VKLLM_ERR_CONTEXT_FULL);
     vkllm_context_reset(ctx);
     gp.n_prompt_tokens = 4;
+    gp.n_predict = 0; /* evaluate the prompt, generate nothing */
+    CHECK_OK(vkllm_generate(ctx, &gp, &tm));
+    CHECK(tm.n_gen == 0 && tm.n_prompt == 4 && tm.stop == VKLLM_STOP_N_PREDICT);
+    vkllm_context_reset(ctx);
     gp.n_predict = -1;
     CHECK_OK(vkllm_generate(ctx, &gp, &tm));
     CHECK(tm.stop == VKLLM_STOP_CONTEXT || tm.stop == VKLLM_STOP_EOS);
