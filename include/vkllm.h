@@ -105,6 +105,7 @@ typedef struct vkllm_device_info {
     int integer_dot_product; /* VK_KHR_shader_integer_dot_product, 4x8 packed accelerated */
     int cooperative_matrix;  /* VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix */
     int push_descriptors, timeline_semaphores, external_host_memory;
+    uint64_t min_imported_host_pointer_alignment; /* VK_EXT_external_memory_host; 0 without */
 
     uint64_t max_storage_buffer_range;
     uint64_t max_memory_allocation_size;
@@ -141,12 +142,49 @@ typedef enum vkllm_kv_type {
     VKLLM_KV_F32 = 1,
 } vkllm_kv_type;
 
+/* Several devices: a model's layers are split into contiguous ranges, one per device, and
+ * tensors that do not fit the devices are kept in host memory (still computed by a device).
+ * vkllm_plan_model says where everything goes before anything is loaded. */
+#define VKLLM_MAX_DEVICES 16
+
+typedef struct vkllm_context_params {
+    uint32_t n_ctx;   /* positions in the KV cache; 0 = min(training context, 4096) */
+    uint32_t n_batch; /* prompt tokens per forward chunk; 0 = 512 */
+    vkllm_kv_type kv_type;
+} vkllm_context_params;
+VKLLM_API void vkllm_context_params_init(vkllm_context_params *p);
+
+typedef struct vkllm_plan vkllm_plan;
+
 typedef struct vkllm_model_params {
-    /* Comma-separated device indices ("0", "0,1", "0,0"); NULL or "" picks the default
-     * device (discrete, integrated, virtual, then CPU). Only the first is used for now. */
-    const char *devices;
-    /* Comma-separated per-device budgets with K/M/G suffixes ("512M,512M"); NULL = whole heap. */
-    const char *device_mem;
+    /* Device indices (vkllm_list_devices order); n_devices 0 picks the default device
+     * (discrete, integrated, virtual, then CPU). The same index twice opens that device twice,
+     * each opening acting as its own card with its own budget. */
+    uint32_t n_devices;
+    uint32_t devices[VKLLM_MAX_DEVICES];
+    /* Per-device budgets in bytes, by position in devices[]; 0 = the device-local heap (or its
+     * VK_EXT_memory_budget figure) less a reserve. */
+    uint64_t device_mem[VKLLM_MAX_DEVICES];
+    /* Host memory that tensors placed in RAM may use; 0 = MemAvailable of /proc/meminfo. */
+    uint64_t host_mem;
+    /* Relative share of layers per device (3,1: three quarters on the first); 0 entries =
+     * proportional to the budgets. */
+    uint32_t n_tensor_split;
+    float tensor_split[VKLLM_MAX_DEVICES];
+    /* -1: automatic (devices first; FFN matrices, then whole layers, to host memory when the
+     * devices are full); N >= 0: the first N layers on devices, the rest in host memory. */
+    int32_t gpu_layers;
+    /* Position in devices[] of the device that computes the layers kept in host memory;
+     * -1 = the last device. */
+    int32_t main_device;
+    /* The contexts the placement reserves KV cache and activations for (vkllm_context_create
+     * with the same values then fits exactly). */
+    vkllm_context_params ctx;
+    /* Load obeys this plan (from vkllm_plan_model with the same file); NULL = plan now. */
+    const vkllm_plan *plan;
+    /* vkllm_plan_model: measure each device's read bandwidth for the speed estimate instead
+     * of using a nominal figure (opens the devices; takes about a second). */
+    int measure_bandwidth;
     int validation; /* enable the Khronos validation layer */
     vkllm_progress_fn progress;
     void *progress_user;
@@ -155,8 +193,11 @@ typedef struct vkllm_model_params {
 /* Fills p with defaults (default device, no budget, no callback). */
 VKLLM_API void vkllm_model_params_init(vkllm_model_params *p);
 
-/* Opens a GGUF file (memory-mapped), checks it, and uploads its weights to the device.
- * Errors: VKLLM_ERR_IO, VKLLM_ERR_BAD_FILE (malformed file, message names the field),
+/* Opens a GGUF file (memory-mapped), checks it, plans the placement (or takes p->plan),
+ * allocates every device buffer, and only then uploads the weights: a load that cannot fit
+ * fails before any weight byte is read. When a device refuses an allocation despite the plan
+ * (another program took memory) and placement was automatic, it re-plans once with that
+ * device's budget lowered to what it gave, and logs that it did. Errors: VKLLM_ERR_IO, VKLLM_ERR_BAD_FILE (malformed file, message names the field),
  * VKLLM_ERR_UNSUPPORTED (architecture, weight type or tokenizer), VKLLM_ERR_NO_VULKAN,
  * VKLLM_ERR_NO_DEVICE, VKLLM_ERR_OUT_OF_MEMORY, VKLLM_ERR_CANCELLED. */
 VKLLM_API vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p,
@@ -170,9 +211,72 @@ typedef struct vkllm_model_info {
     uint32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
     uint64_t n_params;    /* parameters in weight tensors */
     uint64_t size_bytes;  /* bytes of weight tensors */
-    char device[256];     /* the device the model runs on */
+    char device[256];     /* the device the model runs on (the first, with several) */
+    uint32_t n_devices;   /* device openings the model is split over */
 } vkllm_model_info;
 VKLLM_API void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *out);
+/* The placement the model was loaded with (valid while the model lives). */
+VKLLM_API const vkllm_plan *vkllm_model_get_plan(const vkllm_model *model);
+
+/* ---------------------------------------------------------------- placement ---- */
+
+/* Reads only the GGUF header (never the tensor data) and computes where every tensor goes for
+ * the devices, budgets and split of p and the context cp (NULL: p->ctx). Opens the Vulkan
+ * devices only to read their limits (and, with p->measure_bandwidth, to measure them).
+ * VKLLM_ERR_OUT_OF_MEMORY when even host memory is too small: the message says how much is
+ * needed, how much there is, and what would make it fit. Release with vkllm_plan_free. */
+VKLLM_API vkllm_status vkllm_plan_model(const char *path, const vkllm_model_params *p,
+                                        const vkllm_context_params *cp, vkllm_plan **out);
+VKLLM_API void vkllm_plan_free(vkllm_plan *plan);
+
+#define VKLLM_PLAN_HOST (-1) /* a tensor or KV cache kept in host memory */
+
+/* The tensors of a layer, in this order. */
+enum {
+    VKLLM_TENSOR_ATTN_NORM, VKLLM_TENSOR_ATTN_Q, VKLLM_TENSOR_ATTN_K, VKLLM_TENSOR_ATTN_V,
+    VKLLM_TENSOR_ATTN_OUTPUT, VKLLM_TENSOR_FFN_NORM, VKLLM_TENSOR_FFN_GATE, VKLLM_TENSOR_FFN_UP,
+    VKLLM_TENSOR_FFN_DOWN, VKLLM_TENSOR_COUNT
+};
+
+typedef struct vkllm_plan_summary {
+    uint32_t n_devices, n_layer;
+    uint32_t n_ctx, n_batch;
+    vkllm_kv_type kv_type;
+    uint32_t gpu_layers;         /* layers whose matrices are all on devices */
+    uint32_t host_ffn_tensors;   /* single FFN matrices in host memory in otherwise device layers */
+    int32_t embd_device, output_device; /* positions in the device list */
+    uint64_t weight_bytes;       /* all weights of the file */
+    uint64_t host_bytes;         /* RAM the host-resident tensors and caches take */
+    uint64_t host_budget_bytes;
+    uint64_t hop_bytes_per_token; /* hidden state crossing between devices per token */
+    double est_decode_tps;       /* estimated decode tokens/s from bytes read per token */
+    int bandwidth_measured;      /* 0: nominal bandwidths by device type */
+    uint32_t stream_min_batch;   /* prompt chunks this long stream host weights (0: never) */
+} vkllm_plan_summary;
+
+typedef struct vkllm_plan_device {
+    uint32_t device_index;       /* physical device (vkllm_list_devices order) */
+    char name[256];
+    uint64_t budget_bytes;       /* device-local bytes it may use */
+    uint64_t used_bytes;         /* weights + KV + scratch: what it will allocate */
+    uint64_t weights_bytes, kv_bytes, scratch_bytes;
+    uint64_t host_visible_bytes; /* host-visible allocations it makes (readback, staging...) */
+    uint64_t host_weight_bytes;  /* host-resident tensor bytes it computes with */
+    uint32_t first_layer, n_layers; /* the contiguous range it holds (n_layers 0: none) */
+    double read_gbps;            /* the bandwidth the estimate used */
+    uint64_t read_bytes_per_token, host_read_bytes_per_token;
+} vkllm_plan_device;
+
+typedef struct vkllm_plan_layer {
+    int32_t compute;                    /* position in the device list of the device running it */
+    int32_t kv;                         /* device position, or VKLLM_PLAN_HOST */
+    int32_t where[VKLLM_TENSOR_COUNT];  /* device position, or VKLLM_PLAN_HOST */
+} vkllm_plan_layer;
+
+VKLLM_API void vkllm_plan_get_summary(const vkllm_plan *plan, vkllm_plan_summary *out);
+/* i < n_devices; VKLLM_ERR_INVALID_ARG otherwise. */
+VKLLM_API vkllm_status vkllm_plan_get_device(const vkllm_plan *plan, uint32_t i, vkllm_plan_device *out);
+VKLLM_API vkllm_status vkllm_plan_get_layer(const vkllm_plan *plan, uint32_t layer, vkllm_plan_layer *out);
 
 /* Measures how fast the model's device can merely read memory (GB/s): a streaming-read
  * kernel over `bytes` (0 = 64 MiB), timed with GPU timestamps on a second opening of the
@@ -207,13 +311,6 @@ VKLLM_API vkllm_status vkllm_vocab_tokenize(const vkllm_vocab *vocab, const char
                                             int add_bos, int32_t *out, size_t cap, size_t *n_out);
 
 /* --------------------------------------------------------------- contexts ---- */
-
-typedef struct vkllm_context_params {
-    uint32_t n_ctx;   /* positions in the KV cache; 0 = min(training context, 4096) */
-    uint32_t n_batch; /* prompt tokens per forward chunk; 0 = 512 */
-    vkllm_kv_type kv_type;
-} vkllm_context_params;
-VKLLM_API void vkllm_context_params_init(vkllm_context_params *p);
 
 /* A KV cache and activations on the model's device. Several contexts may share a model. */
 VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *p,

@@ -159,10 +159,15 @@ static uint64_t attn_partial_bytes(uint32_t n_split, uint32_t n_tok, uint32_t n_
     return (uint64_t)n_split * n_tok * n_head * hd * 4;
 }
 
+uint64_t kern_attn_scratch_bytes_aligned(uint32_t binding_align, uint32_t n_tok, uint32_t n_head,
+                                         uint32_t head_dim, uint32_t n_split) {
+    uint64_t o = vkl_align_up(attn_partial_bytes(n_split, n_tok, n_head, head_dim), binding_align ? binding_align : 1);
+    return o + (uint64_t)n_split * n_tok * n_head * 8;
+}
+
 uint64_t kern_attn_scratch_bytes(const kern_ctx *k, uint32_t n_tok, uint32_t n_head,
                                  uint32_t head_dim, uint32_t n_split) {
-    uint64_t o = vkl_align_up(attn_partial_bytes(n_split, n_tok, n_head, head_dim), align_of_bindings(k));
-    return o + (uint64_t)n_split * n_tok * n_head * 8;
+    return kern_attn_scratch_bytes_aligned(align_of_bindings(k), n_tok, n_head, head_dim, n_split);
 }
 
 /* The largest chunk count whose partials fit in scratch_bytes. */

@@ -54,6 +54,10 @@ vkllm_status kern_attn_make_plan(const kern_ctx *k, uint32_t n_tok, uint32_t pos
 /* Scratch bytes split-K needs for n_split chunks of n_tok queries of n_head heads. */
 uint64_t kern_attn_scratch_bytes(const kern_ctx *k, uint32_t n_tok, uint32_t n_head,
                                  uint32_t head_dim, uint32_t n_split);
+/* The same for a device whose minStorageBufferOffsetAlignment is binding_align (no device
+ * needed: the planner sizes contexts before any device is opened). */
+uint64_t kern_attn_scratch_bytes_aligned(uint32_t binding_align, uint32_t n_tok, uint32_t n_head,
+                                         uint32_t head_dim, uint32_t n_split);
 
 /* Causal grouped-query attention, one fused kernel with an online softmax for prefill and
  * decode: q[n_tok][n_head][head_dim] f32, k_cache/v_cache [n_ctx][n_kv_head][head_dim]

@@ -59,13 +59,26 @@ const char *vk_device_label(const vk_device *dev);
 typedef enum vk_mem_kind {
     VK_MEM_DEVICE,   /* weights, activations: device-local (and host-visible if UMA/ReBAR) */
     VK_MEM_HOST,     /* staging and readback: host-visible, cached where possible */
+    VK_MEM_IMPORTED, /* host memory the caller owns, imported (VK_EXT_external_memory_host) */
+    VK_MEM_KIND_COUNT
 } vk_mem_kind;
+
+/* The granularity every allocation is rounded up to on a device with this
+ * minStorageBufferOffsetAlignment (so any buffer start is a legal binding offset). */
+static inline uint64_t vk_alloc_alignment(uint64_t min_storage_buffer_offset_alignment) {
+    return min_storage_buffer_offset_alignment > 256 ? min_storage_buffer_offset_alignment : 256;
+}
+/* Host-visible bytes of the staging ring a device whose device-local memory is not mappable
+ * creates on its first transfer (two slots, each its own allocation). */
+#define VK_STAGING_SLOT_BYTES (16ull << 20)
+#define VK_STAGING_BYTES (2 * VK_STAGING_SLOT_BYTES)
 
 typedef struct vk_block vk_block;
 
 /* A suballocated range of a device memory block. One VkBuffer spans each block, so a
  * vk_buf is that VkBuffer plus an offset. `map` is non-NULL when the memory is mapped. */
 typedef struct vk_buf {
+    vk_device *dev; /* the opening that owns it; binding it in another's batch is refused */
     vk_block *block;
     VkBuffer buffer;
     uint64_t offset;
@@ -74,7 +87,23 @@ typedef struct vk_buf {
 } vk_buf;
 
 vkllm_status vk_buf_alloc(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_buf *out);
+/* An allocation of its own: exactly vk_alloc_alignment-rounded max(size, 1) bytes, no
+ * suballocation, released by vk_buf_free. Loads use these so that the planner can count
+ * every byte the allocator will hold. */
+vkllm_status vk_buf_alloc_dedicated(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_buf *out);
+/* Imports size bytes of host memory at ptr (both multiples of
+ * vkllm_device_info.min_imported_host_pointer_alignment; read-only file mappings work where
+ * the driver allows) as a buffer the device reads in place. VKLLM_ERR_UNSUPPORTED without
+ * VK_EXT_external_memory_host or when ptr/size are misaligned; the driver's refusal as its
+ * status (callers fall back to a host-visible copy). Freed by vk_buf_free; the memory at ptr
+ * must outlive the buffer. Not counted against the device budget. */
+vkllm_status vk_buf_import_host(vk_device *dev, const void *ptr, uint64_t size, vk_buf *out);
+/* A sub-range [off, off + size) of parent sharing its memory. Never passed to vk_buf_free;
+ * valid while parent is. */
+void vk_buf_view(const vk_buf *parent, uint64_t off, uint64_t size, vk_buf *out);
 void vk_buf_free(vk_device *dev, vk_buf *buf);
+/* 1 when the device-local memory of this opening is host-visible (vk_buf.map set). */
+int vk_device_mappable(const vk_device *dev);
 /* Host <-> buffer copies at byte offset `off` in buf: a memcpy when mapped, else through the
  * device's reusable staging ring. These wait for completion. */
 vkllm_status vk_buf_write(vk_device *dev, const vk_buf *buf, uint64_t off, const void *src,
@@ -86,6 +115,7 @@ typedef struct vk_mem_stats {
     uint64_t budget;       /* device-local bytes this opening may use */
     uint64_t device_bytes; /* device-local bytes allocated (blocks) */
     uint64_t host_bytes;   /* host-visible (staging/readback) bytes allocated */
+    uint64_t imported_bytes; /* host memory imported by vk_buf_import_host */
     uint64_t used_bytes;   /* bytes handed out to live vk_bufs */
     uint32_t blocks;
 } vk_mem_stats;
@@ -161,6 +191,11 @@ vkllm_status vk_batch_fill(vk_batch *b, const vk_buf *dst, uint64_t off, uint64_
                            uint32_t value);
 /* Submits and waits; the batch can then be inspected (timestamps) and must be freed. */
 vkllm_status vk_batch_submit_wait(vk_batch *b);
+/* Submits without waiting (the batch's own fence signals completion), so the host can record
+ * work for another device meanwhile. vk_batch_wait waits for that fence only (never the whole
+ * device or machine); waiting twice is harmless. vk_batch_free of a submitted batch waits. */
+vkllm_status vk_batch_submit(vk_batch *b);
+vkllm_status vk_batch_wait(vk_batch *b);
 /* GPU time of dispatch i in ms (timestamps enabled), or -1. */
 uint32_t vk_batch_dispatch_count(const vk_batch *b);
 double vk_batch_dispatch_ms(const vk_batch *b, uint32_t i);
