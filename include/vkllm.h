@@ -185,6 +185,10 @@ typedef struct vkllm_model_params {
     /* vkllm_plan_model: measure each device's read bandwidth for the speed estimate instead
      * of using a nominal figure (opens the devices; takes about a second). */
     int measure_bandwidth;
+    /* Bandwidths (GB/s) the speed estimate assumes instead of nominal figures by device type:
+     * each device reading its own memory, and reading host memory (PCIe); 0 = nominal. */
+    double device_gbps[VKLLM_MAX_DEVICES];
+    double host_gbps;
     int validation; /* enable the Khronos validation layer */
     vkllm_progress_fn progress;
     void *progress_user;

@@ -17,7 +17,7 @@
 #include "vk/vk.h"
 #include "vkllm.h"
 
-#define MAX_DEVICES 16
+
 
 struct vkllm_model {
     gguf_file *file;
@@ -43,7 +43,12 @@ struct vkllm_vocab {
     tok_vocab *vocab;
 };
 
-void vkllm_model_params_init(vkllm_model_params *p) { memset(p, 0, sizeof *p); }
+void vkllm_model_params_init(vkllm_model_params *p) {
+    memset(p, 0, sizeof *p);
+    p->gpu_layers = -1;
+    p->main_device = -1;
+    vkllm_context_params_init(&p->ctx);
+}
 
 void vkllm_context_params_init(vkllm_context_params *p) {
     memset(p, 0, sizeof *p);
@@ -67,34 +72,6 @@ void vkllm_generate_params_init(vkllm_generate_params *p) {
     p->add_bos = -1;
     p->n_predict = -1;
     vkllm_sampling_params_init(&p->sampling);
-}
-
-/* "0,1,0" -> indices; "" or NULL -> none (the caller picks the default). */
-static vkllm_status parse_list(const char *s, const char *what, uint64_t *out, uint32_t *n, int sizes) {
-    *n = 0;
-    if (!s || !*s) return VKLLM_OK;
-    const char *p = s;
-    while (*p) {
-        if (*n == MAX_DEVICES) return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: more than %d entries", what, MAX_DEVICES);
-        char *end;
-        double v = strtod(p, &end);
-        if (end == p || v < 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: cannot parse '%s'", what, s);
-        if (sizes) {
-            switch (*end) {
-            case 'K': case 'k': v *= 1024.0; end++; break;
-            case 'M': case 'm': v *= 1024.0 * 1024.0; end++; break;
-            case 'G': case 'g': v *= 1024.0 * 1024.0 * 1024.0; end++; break;
-            default: break;
-            }
-            if (*end == 'i' || *end == 'B' || *end == 'b') end++;
-            if (*end == 'B') end++;
-        }
-        out[(*n)++] = (uint64_t)v;
-        if (*end == ',') end++;
-        else if (*end) return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: unexpected '%c' in '%s'", what, *end, s);
-        p = end;
-    }
-    return VKLLM_OK;
 }
 
 /* The most common matrix type by bytes, as llama-bench's "model" column names it. */
@@ -142,11 +119,10 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
     }
     *out = NULL;
     if (!path) return vkl_err(VKLLM_ERR_INVALID_ARG, "no model path given");
-    uint64_t devs[MAX_DEVICES], mems[MAX_DEVICES];
-    uint32_t n_devs, n_mems;
-    vkllm_status st = parse_list(p->devices, "--device", devs, &n_devs, 0);
-    if (!st) st = parse_list(p->device_mem, "--device-mem", mems, &n_mems, 1);
-    if (st) return st;
+    const uint32_t *devs = p->devices, n_devs = p->n_devices;
+    const uint64_t *mems = p->device_mem;
+    uint32_t n_mems = p->n_devices;
+    vkllm_status st;
 
     vkllm_model *m = calloc(1, sizeof *m);
     if (!m) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");

@@ -10,6 +10,18 @@
 int arg_value(int argc, char **argv, int *i, const char *name, const char *alt, const char **value);
 int parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out);
 int parse_float(const char *opt, const char *s, double *out);
+/* A byte count with an optional K/M/G/T suffix (binary units; "512M", "1.5G", "24GiB"). */
+int parse_size(const char *opt, const char *s, uint64_t *out);
+
+struct vkllm_model_params;
+/* The placement options every command that loads or plans a model takes: --device LIST,
+ * --device-mem LIST, --host-mem SIZE, --tensor-split LIST, --gpu-layers/-ngl N,
+ * --main-device/-mg I. Returns 1 when argv[*i] was one (and advances *i), 0 when not, -1
+ * after printing an error. */
+int placement_option(int argc, char **argv, int *i, struct vkllm_model_params *mp);
+/* The lines of usage text describing placement_option's flags. */
+extern const char placement_usage[];
+
 /* Reads a whole file; NULL with a message on stderr on failure. */
 char *read_text_file(const char *path, size_t *len);
 

@@ -39,7 +39,9 @@ static double run_test(vkllm_context *ctx, const int32_t *toks, int pp, int n) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *devices = NULL, *device_mem = NULL;
+    const char *model = NULL;
+    vkllm_model_params mp;
+    vkllm_model_params_init(&mp);
     long long n_prompt = 512, n_gen = 128, reps = 5;
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -48,8 +50,7 @@ int cmd_bench(int argc, char **argv) {
         else if ((r = arg_value(argc, argv, &i, "-p", "--n-prompt", &v))) { if (r < 0 || !parse_int("-p", v, 0, 1 << 16, &n_prompt)) return 2; }
         else if ((r = arg_value(argc, argv, &i, "-n", "--n-gen", &v))) { if (r < 0 || !parse_int("-n", v, 0, 1 << 16, &n_gen)) return 2; }
         else if ((r = arg_value(argc, argv, &i, "-r", "--repetitions", &v))) { if (r < 0 || !parse_int("-r", v, 1, 1000, &reps)) return 2; }
-        else if ((r = arg_value(argc, argv, &i, "--device", NULL, &v))) { if (r < 0) return 2; devices = v; }
-        else if ((r = arg_value(argc, argv, &i, "--device-mem", NULL, &v))) { if (r < 0) return 2; device_mem = v; }
+        else if ((r = placement_option(argc, argv, &i, &mp)) != 0) { if (r < 0) return 2; }
         else {
             fprintf(stderr, "vkllm bench: unknown option %s\n"
                             "usage: vkllm bench -m FILE [-p N] [-n N] [-r REPS] [--device LIST]\n", argv[i]);
@@ -60,10 +61,6 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "usage: vkllm bench -m FILE [-p N] [-n N] [-r REPS] [--device LIST]\n");
         return 2;
     }
-    vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
-    mp.devices = devices;
-    mp.device_mem = device_mem;
     vkllm_model *m = NULL;
     vkllm_context *ctx = NULL;
     int rc = 1;

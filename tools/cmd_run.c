@@ -31,12 +31,11 @@ static void usage(void) {
             "  --repeat-last-n N       penalty window (default 64)\n"
             "  -s, --seed S            RNG seed (default: time)\n"
             "  -r, --stop TEXT         stop when TEXT appears (repeatable; not printed)\n"
-            "  --device LIST           device indices, e.g. 0 or 0,1\n"
-            "  --device-mem LIST       per-device memory budgets, e.g. 512M,512M\n"
             "  --kv-type f16|f32       KV cache type (default f16)\n"
+            "%s"
             "  --ids                   print token ids (prompt then generated) instead of text\n"
             "  --no-bos                do not add BOS before the prompt\n"
-            "  --validate              enable the Vulkan validation layer\n");
+            "  --validate              enable the Vulkan validation layer\n", placement_usage);
 }
 
 typedef struct run_out {
@@ -88,7 +87,7 @@ static int on_progress(float done, void *user) {
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *prompt_file = NULL, *devices = NULL, *device_mem = NULL;
+    const char *model = NULL, *prompt = NULL, *prompt_file = NULL;
     const char *stops[MAX_STOPS];
     size_t n_stops = 0;
     int ids = 0, no_bos = 0, validate = 0;
@@ -97,6 +96,8 @@ int cmd_run(int argc, char **argv) {
     vkllm_generate_params_init(&gp);
     vkllm_context_params cp;
     vkllm_context_params_init(&cp);
+    vkllm_model_params mp;
+    vkllm_model_params_init(&mp);
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int r;
@@ -121,8 +122,7 @@ int cmd_run(int argc, char **argv) {
             if (n_stops == MAX_STOPS) { fprintf(stderr, "vkllm: at most %d stop strings\n", MAX_STOPS); return 2; }
             stops[n_stops++] = v;
         }
-        else if (OPT("--device", NULL)) { if (r < 0) return 2; devices = v; }
-        else if (OPT("--device-mem", NULL)) { if (r < 0) return 2; device_mem = v; }
+        else if ((r = placement_option(argc, argv, &i, &mp)) != 0) { if (r < 0) return 2; }
         else if (OPT("--kv-type", NULL)) {
             if (r < 0) return 2;
             if (!strcmp(v, "f16")) cp.kv_type = VKLLM_KV_F16;
@@ -149,10 +149,6 @@ int cmd_run(int argc, char **argv) {
     }
     if (!prompt) prompt = "";
 
-    vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
-    mp.devices = devices;
-    mp.device_mem = device_mem;
     mp.validation = validate;
     progress_state prog = {0, -1};
     struct stat sb;
