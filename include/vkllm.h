@@ -217,6 +217,7 @@ typedef struct vkllm_model_info {
     uint64_t size_bytes;  /* bytes of weight tensors */
     char device[256];     /* the device the model runs on (the first, with several) */
     uint32_t n_devices;   /* device openings the model is split over */
+    double load_ms;       /* wall time of vkllm_model_load */
 } vkllm_model_info;
 VKLLM_API void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *out);
 /* The placement the model was loaded with (valid while the model lives). */

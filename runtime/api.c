@@ -7,7 +7,10 @@
 #include <time.h>
 
 #include "runtime/gguf.h"
+#include "runtime/api_internal.h"
+#include "runtime/forward.h"
 #include "runtime/gpu_forward.h"
+#include "runtime/plan.h"
 #include "runtime/kern_stream.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
@@ -19,20 +22,33 @@
 
 
 
+/* A plan as the public API shows it: the planner's result plus what it was made for. */
+struct vkllm_plan {
+    plan *p;
+    uint32_t device_index[PLAN_MAX_DEVICES]; /* physical device of each position */
+    uint64_t weight_bytes;
+    uint64_t file_size;
+    uint32_t n_layer;
+};
+
 struct vkllm_model {
     gguf_file *file;
     llama_model_desc *desc;
     tok_vocab *vocab;
     vk_instance *inst;
-    vk_device *dev;
-    gpu_model *gpu;
-    uint32_t device_index;
+    uint32_t n_devices;
+    vk_device *dev[PLAN_MAX_DEVICES];   /* openings, by position in the plan */
+    vkllm_plan *plan;
+    uint32_t n_stages;
+    gpu_stage *stages[PLAN_MAX_DEVICES + 1];
+    fwd_ctx *reserved;                  /* the planned context, allocated at load; taken by the
+                                           first vkllm_context_create with the same sizes */
     vkllm_model_info info;
 };
 
 struct vkllm_context {
     vkllm_model *model;
-    gpu_ctx *gpu;
+    fwd_ctx *fwd;
     uint32_t pos;
     float *logits; /* (n_vocab) */
     int logits_valid;
@@ -90,10 +106,24 @@ static void dominant_type(const llama_model_desc *d, char *buf, size_t cap) {
     snprintf(buf, cap, "%s", tr ? tr->name : "?");
 }
 
+void vkllm_plan_free(vkllm_plan *pl) {
+    if (!pl) return;
+    plan_free(pl->p);
+    free(pl);
+}
+
+static void free_stages(vkllm_model *m) {
+    fwd_ctx_free(m->reserved);
+    m->reserved = NULL;
+    for (uint32_t s = 0; s < m->n_stages; s++) gpu_stage_free(m->stages[s]);
+    m->n_stages = 0;
+}
+
 void vkllm_model_free(vkllm_model *m) {
     if (!m) return;
-    gpu_model_free(m->gpu);
-    vk_device_close(m->dev);
+    free_stages(m);
+    for (uint32_t d = 0; d < m->n_devices; d++) vk_device_close(m->dev[d]);
+    vkllm_plan_free(m->plan);
     vk_instance_destroy(m->inst);
     tok_vocab_free(m->vocab);
     llama_model_free_desc(m->desc);
@@ -101,31 +131,272 @@ void vkllm_model_free(vkllm_model *m) {
     free(m);
 }
 
-typedef struct progress_relay {
-    vkllm_progress_fn fn;
-    void *user;
-} progress_relay;
-
-static int relay_progress(float done, void *user) {
-    progress_relay *r = user;
-    return r->fn ? r->fn(done, r->user) : 0;
+/* n_ctx 0: the training context, at most 4096; n_batch 0: 512; never more than n_ctx. */
+static void resolve_ctx(const llama_model_desc *d, const vkllm_context_params *cp, uint32_t *n_ctx, uint32_t *n_batch) {
+    uint32_t c = cp->n_ctx;
+    if (c == 0) {
+        c = d->hp.n_ctx_train ? d->hp.n_ctx_train : 4096;
+        if (c > 4096) c = 4096;
+    }
+    uint32_t b = cp->n_batch ? cp->n_batch : 512;
+    *n_ctx = c;
+    *n_batch = b > c ? c : b;
 }
 
-vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out) {
+/* MemAvailable of /proc/meminfo in bytes; 0 when unknown. */
+static uint64_t host_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+/* The device openings of p: explicit indices, or the default device. */
+static vkllm_status resolve_devices(vk_instance *inst, const vkllm_model_params *p, uint32_t *idx, uint32_t *n) {
+    uint32_t n_phys = vk_device_count(inst);
+    if (n_phys == 0) return vkl_err(VKLLM_ERR_NO_DEVICE, "no Vulkan device found; install a driver");
+    if (p->n_devices > PLAN_MAX_DEVICES)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%u devices given; at most %d", p->n_devices, PLAN_MAX_DEVICES);
+    *n = p->n_devices;
+    for (uint32_t i = 0; i < *n; i++) {
+        if (p->devices[i] >= n_phys)
+            return vkl_err(VKLLM_ERR_NO_DEVICE, "device %u does not exist: %u Vulkan device%s found", p->devices[i],
+                           n_phys, n_phys == 1 ? "" : "s");
+        idx[i] = p->devices[i];
+    }
+    if (*n == 0) {
+        vkllm_device_info *all = calloc(n_phys, sizeof *all);
+        if (!all) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+        for (uint32_t i = 0; i < n_phys; i++) all[i] = *vk_device_info(inst, i);
+        idx[0] = vkllm_default_device(all, n_phys);
+        *n = 1;
+        free(all);
+    }
+    return VKLLM_OK;
+}
+
+/* The planner's request from the public parameters: device limits from the instance,
+ * budgets, host budget, split, layers, bandwidth figures. */
+static vkllm_status make_request(vk_instance *inst, const llama_model_desc *desc, const vkllm_model_params *p,
+                                 const vkllm_context_params *cp, plan_request *rq, uint32_t *idx) {
+    memset(rq, 0, sizeof *rq);
+    rq->desc = desc;
+    resolve_ctx(desc, cp, &rq->n_ctx, &rq->n_batch);
+    rq->kv_f16 = cp->kv_type == VKLLM_KV_F16;
+    vkllm_status st = resolve_devices(inst, p, idx, &rq->n_devices);
+    if (st) return st;
+    for (uint32_t i = 0; i < rq->n_devices; i++) {
+        plan_caps_from_info(vk_device_info(inst, idx[i]), p->n_devices ? p->device_mem[i] : 0, &rq->dev[i]);
+        if (p->n_devices && p->device_gbps[i] > 0) rq->dev[i].gbps = p->device_gbps[i];
+        if (p->host_gbps > 0) rq->dev[i].host_gbps = p->host_gbps;
+    }
+    const char *imp = getenv("VKLLM_NO_HOST_IMPORT"); /* tests: force the host-visible copy path */
+    if (imp && *imp && strcmp(imp, "0"))
+        for (uint32_t i = 0; i < rq->n_devices; i++) rq->dev[i].import_host = 0;
+    rq->host_budget = p->host_mem ? p->host_mem : host_available();
+    if (p->n_tensor_split > PLAN_MAX_DEVICES) return vkl_err(VKLLM_ERR_INVALID_ARG, "%u split entries; at most %d", p->n_tensor_split, PLAN_MAX_DEVICES);
+    rq->n_split = p->n_tensor_split;
+    for (uint32_t i = 0; i < rq->n_split; i++) rq->split[i] = p->tensor_split[i];
+    rq->gpu_layers = p->gpu_layers;
+    rq->main_device = p->main_device;
+    const char *smb = getenv("VKLLM_STREAM_MIN_BATCH"); /* tests and tuning: stream host weights from this chunk size */
+    if (smb && *smb) rq->stream_min_batch_override = (uint32_t)strtoul(smb, NULL, 10);
+    return VKLLM_OK;
+}
+
+static vkllm_status wrap_plan(plan *p, const uint32_t *idx, const llama_model_desc *desc, const gguf_file *f,
+                              vkllm_plan **out) {
+    vkllm_plan *pl = calloc(1, sizeof *pl);
+    if (!pl) {
+        plan_free(p);
+        return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
+    pl->p = p;
+    for (uint32_t i = 0; i < p->n_devices; i++) pl->device_index[i] = idx[i];
+    llama_model_size(desc, &pl->weight_bytes, NULL);
+    pl->file_size = gguf_file_size(f);
+    pl->n_layer = desc->hp.n_layer;
+    *out = pl;
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_plan_model(const char *path, const vkllm_model_params *p, const vkllm_context_params *cp,
+                              vkllm_plan **out) {
+    if (!out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_plan_model: out is NULL");
+    *out = NULL;
+    if (!path) return vkl_err(VKLLM_ERR_INVALID_ARG, "no model path given");
     vkllm_model_params defaults;
     if (!p) {
         vkllm_model_params_init(&defaults);
         p = &defaults;
     }
+    if (!cp) cp = &p->ctx;
+    gguf_file *f = NULL;
+    llama_model_desc *desc = NULL;
+    vk_instance *inst = NULL;
+    plan *pp = NULL;
+    plan_request rq;
+    uint32_t idx[PLAN_MAX_DEVICES];
+    vkllm_status st = gguf_open(path, &f);
+    if (!st) st = llama_model_load_desc(f, &desc);
+    if (!st) st = vk_instance_create(p->validation, &inst);
+    if (!st) st = make_request(inst, desc, p, cp, &rq, idx);
+    for (uint32_t i = 0; !st && p->measure_bandwidth && i < rq.n_devices; i++) {
+        vk_device *dev = NULL;
+        vk_device_opts o = {.enable_timestamps = 1};
+        double gbps = 0;
+        st = vk_device_open(inst, idx[i], &o, &dev);
+        if (!st) st = kern_stream_gbps(dev, 256ull << 20, 5, &gbps);
+        vk_device_close(dev);
+        if (!st && gbps > 0) {
+            rq.dev[i].gbps = gbps;
+            if (rq.dev[i].device_mappable && rq.dev[i].type != VKLLM_DEVICE_DISCRETE) rq.dev[i].host_gbps = gbps;
+            rq.dev[i].measured = 1;
+        }
+    }
+    if (!st) st = plan_make(&rq, &pp);
+    if (!st) st = wrap_plan(pp, idx, desc, f, out);
+    vk_instance_destroy(inst);
+    llama_model_free_desc(desc);
+    gguf_close(f);
+    return st;
+}
+
+void vkllm_plan_get_summary(const vkllm_plan *pl, vkllm_plan_summary *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    if (!pl) return;
+    const plan *p = pl->p;
+    o->n_devices = p->n_devices;
+    o->n_layer = p->n_layer;
+    o->n_ctx = p->n_ctx;
+    o->n_batch = p->n_batch;
+    o->kv_type = p->kv_f16 ? VKLLM_KV_F16 : VKLLM_KV_F32;
+    o->gpu_layers = p->gpu_layers;
+    o->host_ffn_tensors = p->host_ffn_tensors;
+    o->embd_device = p->embd_device;
+    o->output_device = p->output_device;
+    o->weight_bytes = pl->weight_bytes;
+    o->host_bytes = p->host_bytes;
+    o->host_budget_bytes = p->host_budget;
+    o->hop_bytes_per_token = p->hop_bytes_per_token;
+    o->est_decode_tps = p->est_decode_tps;
+    o->bandwidth_measured = p->bandwidth_measured;
+    o->stream_min_batch = p->stream_min_batch;
+}
+
+vkllm_status vkllm_plan_get_device(const vkllm_plan *pl, uint32_t i, vkllm_plan_device *o) {
+    if (!pl || !o) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_plan_get_device: NULL argument");
+    if (i >= pl->p->n_devices) return vkl_err(VKLLM_ERR_INVALID_ARG, "device %u of a plan over %u", i, pl->p->n_devices);
+    const plan *p = pl->p;
+    const plan_device_use *u = &p->use[i];
+    memset(o, 0, sizeof *o);
+    o->device_index = pl->device_index[i];
+    snprintf(o->name, sizeof o->name, "%s", p->dev[i].name);
+    o->budget_bytes = p->dev[i].budget;
+    o->used_bytes = u->used;
+    o->weights_bytes = u->weights;
+    o->kv_bytes = u->kv;
+    o->scratch_bytes = u->scratch;
+    o->host_visible_bytes = u->host_visible;
+    o->host_weight_bytes = u->host_weights;
+    o->read_gbps = p->dev[i].gbps;
+    o->read_bytes_per_token = u->read_per_token;
+    o->host_read_bytes_per_token = u->host_read_per_token;
+    /* The range of layers whose weights it holds (the first stage on it that has layers). */
+    for (uint32_t s = 0; s < p->n_stages; s++)
+        if (p->stages[s].device == i && p->stages[s].n_layers) {
+            uint32_t l = p->stages[s].first_layer;
+            if (p->layers[l].where[PT_WQ] == PLAN_HOST) continue;
+            o->first_layer = l;
+            o->n_layers = p->stages[s].n_layers;
+            while (o->n_layers && p->layers[l + o->n_layers - 1].where[PT_WQ] == PLAN_HOST) o->n_layers--;
+            break;
+        }
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_plan_get_layer(const vkllm_plan *pl, uint32_t layer, vkllm_plan_layer *o) {
+    if (!pl || !o) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_plan_get_layer: NULL argument");
+    if (layer >= pl->p->n_layer) return vkl_err(VKLLM_ERR_INVALID_ARG, "layer %u of %u", layer, pl->p->n_layer);
+    const plan_layer *l = &pl->p->layers[layer];
+    o->compute = l->compute;
+    o->kv = l->kv;
+    for (int j = 0; j < PT_COUNT; j++) o->where[j] = l->where[j];
+    return VKLLM_OK;
+}
+
+static vkllm_status clone_plan(const plan *src, plan **out) {
+    plan *p = malloc(sizeof *p);
+    plan_layer *l = malloc((src->n_layer ? src->n_layer : 1) * sizeof *l);
+    if (!p || !l) {
+        free(p);
+        free(l);
+        return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
+    *p = *src;
+    memcpy(l, src->layers, src->n_layer * sizeof *l);
+    p->layers = l;
+    *out = p;
+    return VKLLM_OK;
+}
+
+/* Allocates every stage's weight buffers and the planned context: nothing is read yet. */
+static vkllm_status alloc_all(vkllm_model *m) {
+    const plan *p = m->plan->p;
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t s = 0; !st && s < p->n_stages; s++) {
+        st = gpu_stage_alloc(m->dev[p->stages[s].device], m->desc, p, s, &m->stages[s]);
+        if (!st) m->n_stages = s + 1;
+    }
+    if (!st) st = fwd_ctx_create(m->stages, m->n_stages, p->n_ctx, p->n_batch, p->kv_f16, &m->reserved);
+    return st;
+}
+
+/* The opening whose budget an allocation failure exceeded in reality: the one whose held bytes
+ * are below its plan. UINT32_MAX when none is. */
+static uint32_t short_device(const vkllm_model *m, uint64_t *gave) {
+    for (uint32_t d = 0; d < m->n_devices; d++) {
+        vk_mem_stats ms;
+        vk_mem_get_stats(m->dev[d], &ms);
+        if (ms.device_bytes < m->plan->p->use[d].used) {
+            *gave = ms.device_bytes;
+            return d;
+        }
+    }
+    return UINT32_MAX;
+}
+
+typedef struct progress_relay {
+    vkllm_progress_fn fn;
+    void *user;
+    uint64_t total;
+} progress_relay;
+
+static int relay_progress(uint64_t done, void *user) {
+    progress_relay *r = user;
+    return r->fn ? r->fn(r->total ? (float)((double)done / (double)r->total) : 1.0f, r->user) : 0;
+}
+
+vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out) {
+    if (!out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_model_load: out is NULL");
     *out = NULL;
     if (!path) return vkl_err(VKLLM_ERR_INVALID_ARG, "no model path given");
-    const uint32_t *devs = p->devices, n_devs = p->n_devices;
-    const uint64_t *mems = p->device_mem;
-    uint32_t n_mems = p->n_devices;
-    vkllm_status st;
-
+    vkllm_model_params defaults;
+    if (!p) {
+        vkllm_model_params_init(&defaults);
+        p = &defaults;
+    }
+    double t0 = vkl_now_ms();
     vkllm_model *m = calloc(1, sizeof *m);
     if (!m) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    vkllm_status st;
+    plan_request rq;
+    uint32_t idx[PLAN_MAX_DEVICES];
     if ((st = gguf_open(path, &m->file))) goto fail;
     if ((st = llama_model_load_desc(m->file, &m->desc))) goto fail;
     if (!gguf_has_data(m->file)) {
@@ -134,31 +405,60 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
     }
     if ((st = tok_vocab_from_gguf(m->file, &m->vocab))) goto fail;
     if ((st = vk_instance_create(p->validation, &m->inst))) goto fail;
-    uint32_t n_phys = vk_device_count(m->inst);
-    if (n_phys == 0) {
-        st = vkl_err(VKLLM_ERR_NO_DEVICE, "no Vulkan device found; install a driver");
-        goto fail;
-    }
-    uint32_t index;
-    if (n_devs) {
-        index = (uint32_t)devs[0];
-        if (n_devs > 1)
-            vkl_log(VKLLM_LOG_WARN, "%u devices given; this version runs a model on the first one (%u)", n_devs, index);
-    } else {
-        vkllm_device_info *all = calloc(n_phys, sizeof *all);
-        if (!all) {
-            st = vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    if ((st = make_request(m->inst, m->desc, p, &p->ctx, &rq, idx))) goto fail;
+    if (p->plan) {
+        const plan *given = p->plan->p;
+        if (given->n_layer != m->desc->hp.n_layer || given->n_devices != rq.n_devices ||
+            p->plan->file_size != gguf_file_size(m->file)) {
+            st = vkl_err(VKLLM_ERR_INVALID_ARG, "the plan given was made for another model or device list "
+                         "(%u layers on %u devices; this load has %u layers on %u devices)",
+                         given->n_layer, given->n_devices, m->desc->hp.n_layer, rq.n_devices);
             goto fail;
         }
-        for (uint32_t i = 0; i < n_phys; i++) all[i] = *vk_device_info(m->inst, i);
-        index = vkllm_default_device(all, n_phys);
-        free(all);
+        plan *own = NULL;
+        if ((st = clone_plan(given, &own))) goto fail;
+        if ((st = wrap_plan(own, p->plan->device_index, m->desc, m->file, &m->plan))) goto fail;
+    } else {
+        plan *pp = NULL;
+        if ((st = plan_make(&rq, &pp))) goto fail;
+        if ((st = wrap_plan(pp, idx, m->desc, m->file, &m->plan))) goto fail;
     }
-    vk_device_opts dopts = {.budget = n_mems ? mems[0] : 0};
-    m->device_index = index;
-    if ((st = vk_device_open(m->inst, index, &dopts, &m->dev))) goto fail;
-    progress_relay relay = {p->progress, p->progress_user};
-    if ((st = gpu_model_upload(m->dev, m->desc, relay_progress, &relay, &m->gpu))) goto fail;
+    m->n_devices = m->plan->p->n_devices;
+    for (uint32_t d = 0; d < m->n_devices; d++) {
+        vk_device_opts o = {.budget = m->plan->p->dev[d].budget};
+        if ((st = vk_device_open(m->inst, m->plan->device_index[d], &o, &m->dev[d]))) goto fail;
+    }
+    st = alloc_all(m);
+    uint64_t gave = 0;
+    uint32_t d_short;
+    if (st == VKLLM_ERR_OUT_OF_MEMORY && !p->plan && (d_short = short_device(m, &gave)) != UINT32_MAX) {
+        /* The budget lied (another program holds memory): plan once more with what the device
+         * really gave, and say so. */
+        char b1[32], b2[32];
+        vkl_log(VKLLM_LOG_WARN, "%s gave %s where %s were planned (%s); planning again with that budget",
+                vk_device_label(m->dev[d_short]), vkl_fmt_bytes(b1, sizeof b1, gave),
+                vkl_fmt_bytes(b2, sizeof b2, m->plan->p->use[d_short].used), vkl_last_error());
+        free_stages(m);
+        rq.dev[d_short].budget = gave;
+        plan *pp = NULL;
+        if ((st = plan_make(&rq, &pp))) goto fail;
+        plan_free(m->plan->p);
+        m->plan->p = pp;
+        st = alloc_all(m);
+    }
+    if (st) {
+        char b1[32], b2[32];
+        const plan *pl = m->plan->p;
+        vkl_err_context("loading %s: planned %s on %s and %s in host memory", path,
+                        vkl_fmt_bytes(b1, sizeof b1, pl->use[0].used), pl->dev[0].name,
+                        vkl_fmt_bytes(b2, sizeof b2, pl->host_bytes));
+        goto fail;
+    }
+    progress_relay relay = {p->progress, p->progress_user, 0};
+    llama_model_size(m->desc, &relay.total, NULL);
+    uint64_t done = 0;
+    for (uint32_t s = 0; s < m->n_stages; s++)
+        if ((st = gpu_stage_upload(m->stages[s], relay_progress, &relay, &done))) goto fail;
 
     vkllm_model_info *info = &m->info;
     const llama_hparams *hp = &m->desc->hp;
@@ -179,7 +479,9 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
     info->n_head_kv = hp->n_head_kv;
     info->n_ff = hp->n_ff;
     llama_model_size(m->desc, &info->size_bytes, &info->n_params);
-    snprintf(info->device, sizeof info->device, "%s", vk_device_label(m->dev));
+    snprintf(info->device, sizeof info->device, "%s", vk_device_label(m->dev[0]));
+    info->n_devices = m->n_devices;
+    info->load_ms = vkl_now_ms() - t0;
     *out = m;
     return VKLLM_OK;
 fail:
@@ -187,13 +489,26 @@ fail:
     return st;
 }
 
-void vkllm_model_get_info(const vkllm_model *m, vkllm_model_info *out) { *out = m->info; }
+void vkllm_model_get_info(const vkllm_model *m, vkllm_model_info *out) {
+    if (!m || !out) return;
+    *out = m->info;
+}
+
+const vkllm_plan *vkllm_model_get_plan(const vkllm_model *m) { return m ? m->plan : NULL; }
+
+uint64_t api_model_bytes_uploaded(const vkllm_model *m) {
+    uint64_t n = 0;
+    for (uint32_t s = 0; m && s < m->n_stages; s++) n += m->stages[s]->bytes_uploaded;
+    return n;
+}
+
+vk_device *api_model_device(const vkllm_model *m, uint32_t i) { return m && i < m->n_devices ? m->dev[i] : NULL; }
 
 vkllm_status vkllm_measure_read_bandwidth(const vkllm_model *m, uint64_t bytes, double *gbps) {
     *gbps = 0;
     vk_device *dev = NULL;
     vk_device_opts o = {.enable_timestamps = 1};
-    vkllm_status st = vk_device_open(m->inst, m->device_index, &o, &dev);
+    vkllm_status st = vk_device_open(m->inst, m->plan->device_index[0], &o, &dev);
     if (!st) st = kern_stream_gbps(dev, bytes ? bytes : (64ull << 20), 5, gbps);
     vk_device_close(dev);
     return st;
@@ -245,23 +560,29 @@ vkllm_status vkllm_vocab_tokenize(const vkllm_vocab *v, const char *text, size_t
 /* ---- contexts ---- */
 
 vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p, vkllm_context **out) {
+    if (!out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_create: out is NULL");
+    *out = NULL;
+    if (!m) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_create: model is NULL");
     vkllm_context_params defaults;
     if (!p) {
         vkllm_context_params_init(&defaults);
         p = &defaults;
     }
-    *out = NULL;
-    uint32_t n_ctx = p->n_ctx;
-    if (n_ctx == 0) n_ctx = m->desc->hp.n_ctx_train ? m->desc->hp.n_ctx_train : 4096;
-    if (p->n_ctx == 0 && n_ctx > 4096) n_ctx = 4096;
-    uint32_t n_batch = p->n_batch ? p->n_batch : 512;
-    if (n_batch > n_ctx) n_batch = n_ctx;
+    uint32_t n_ctx, n_batch;
+    resolve_ctx(m->desc, p, &n_ctx, &n_batch);
+    int kv_f16 = p->kv_type == VKLLM_KV_F16;
     vkllm_context *c = calloc(1, sizeof *c);
     if (!c) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     c->model = m;
     c->logits = malloc((size_t)m->desc->hp.n_vocab * sizeof(float));
     vkllm_status st = c->logits ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
-    if (!st) st = gpu_ctx_create(m->gpu, n_ctx, n_batch, p->kv_type == VKLLM_KV_F16, &c->gpu);
+    fwd_ctx *r = m->reserved;
+    if (!st && r && fwd_n_ctx(r) == n_ctx && fwd_n_batch(r) == n_batch && fwd_kv_f16(r) == kv_f16) {
+        c->fwd = r; /* the context the load planned and allocated */
+        m->reserved = NULL;
+    } else if (!st) {
+        st = fwd_ctx_create(m->stages, m->n_stages, n_ctx, n_batch, kv_f16, &c->fwd);
+    }
     if (st) {
         vkllm_context_free(c);
         return st;
@@ -272,35 +593,33 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
 
 void vkllm_context_free(vkllm_context *c) {
     if (!c) return;
-    gpu_ctx_free(c->gpu);
+    /* The planned context goes back to the model for the next vkllm_context_create. */
+    if (c->fwd && !c->model->reserved) c->model->reserved = c->fwd;
+    else fwd_ctx_free(c->fwd);
     free(c->logits);
     free(c);
 }
 
 void vkllm_context_reset(vkllm_context *c) {
+    if (!c) return;
     c->pos = 0;
     c->logits_valid = 0;
 }
 
-uint32_t vkllm_context_pos(const vkllm_context *c) { return c->pos; }
-uint32_t vkllm_context_size(const vkllm_context *c) { return gpu_ctx_n_ctx(c->gpu); }
+uint32_t vkllm_context_pos(const vkllm_context *c) { return c ? c->pos : 0; }
+uint32_t vkllm_context_size(const vkllm_context *c) { return c ? fwd_n_ctx(c->fwd) : 0; }
 
 /* Evaluates tokens in chunks; the last chunk returns logits or the argmax per `want`. */
 static vkllm_status eval_chunks(vkllm_context *c, const int32_t *tokens, uint32_t n, gpu_out want, int32_t *best) {
     if (n == 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "nothing to evaluate");
-    uint32_t n_ctx = gpu_ctx_n_ctx(c->gpu);
+    uint32_t n_ctx = fwd_n_ctx(c->fwd);
     if ((uint64_t)c->pos + n > n_ctx)
-        return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u of %u positions used, %u more requested "
-                       "(use a larger -c)", c->pos, n_ctx, n);
-    uint32_t nb = gpu_ctx_n_batch(c->gpu);
+        return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u of %u positions used, %u more requested",
+                       c->pos, n_ctx, n);
     c->logits_valid = 0;
-    for (uint32_t i = 0; i < n; i += nb) {
-        uint32_t chunk = n - i < nb ? n - i : nb;
-        int last = i + chunk == n;
-        vkllm_status st = gpu_forward(c->gpu, tokens + i, chunk, c->pos, last ? want : GPU_OUT_NONE, c->logits, best);
-        if (st) return st;
-        c->pos += chunk;
-    }
+    vkllm_status st = fwd_eval(c->fwd, tokens, n, c->pos, want, c->logits, best);
+    if (st) return st;
+    c->pos += n;
     c->logits_valid = want == GPU_OUT_LOGITS;
     return VKLLM_OK;
 }
@@ -449,7 +768,7 @@ vkllm_status vkllm_generate(vkllm_context *c, const vkllm_generate_params *p, vk
     if (st) goto done;
 
     double t1 = vkl_now_ms();
-    uint32_t n_ctx = gpu_ctx_n_ctx(c->gpu);
+    uint32_t n_ctx = fwd_n_ctx(c->fwd);
     for (;;) {
         if (p->n_predict >= 0 && tm->n_gen >= (uint32_t)p->n_predict) { /* n_predict 0: prompt only */
             tm->stop = VKLLM_STOP_N_PREDICT;

@@ -1,11 +1,13 @@
-/* The GPU forward pass. Per chunk of n tokens:
- *   x = embed(tokens)
- *   per layer: xb = rmsnorm(x); q,k,v = Wq/Wk/Wv xb; rope(q, k); cache <- k, v;
+/* One stage of the GPU forward pass. Per chunk of n tokens:
+ *   x = embed(tokens)                          (the embedding stage; others receive x)
+ *   per layer of the stage:
+ *              xb = rmsnorm(x); q,k,v = Wq/Wk/Wv xb; rope(q, k); cache <- k, v;
  *              att = attention(q, cache); x += Wo att;
  *              xb = rmsnorm(x); x += Wdown (silu(Wgate xb) * (Wup xb))
- *   logits = Wout rmsnorm(x[last])
- * all recorded into one batch, so a token step is one submission. */
+ *   logits = Wout rmsnorm(x[last])             (the output stage; others hand x on)
+ * all recorded into one batch, so a stage's share of a token step is one submission. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,162 +19,186 @@
 #include "vk/util.h"
 
 struct gpu_ctx {
-    gpu_model *m;
+    gpu_stage *s;
     uint32_t n_ctx, n_batch;
     int kv_f16;
-    vk_buf *k_cache, *v_cache; /* (n_layer) each (n_ctx, kv_dim) in f16 or f32 */
-    vk_buf ids;                /* (n_batch) int32 */
-    vk_buf x;                  /* (n_batch, n_embd) residual stream */
-    vk_buf xb;                 /* (n_batch, n_embd) normed input of a sublayer */
-    vk_buf q;                  /* (n_batch, n_head * head_dim) */
-    vk_buf k, v;               /* (n_batch, kv_dim) */
-    vk_buf att;                /* (n_batch, n_embd) attention output */
-    vk_buf hb, hb2;            /* (n_batch, n_ff) gate / up, then the SwiGLU product */
-    vk_buf last;               /* (n_embd) final-normed last row */
-    vk_buf logits;             /* (n_vocab) */
-    vk_buf best;               /* (1) uint32 argmax */
-    vk_buf attn_scratch;       /* split-K partial results for single-token attention */
-    /* Readback copies in host-cached memory: reading device memory through a PCIe BAR
-     * mapping is uncached and costs milliseconds per token on discrete GPUs. */
-    vk_buf logits_host, best_host;
+    vk_buf *k_cache, *v_cache; /* (n_layers) each (n_ctx, kv_dim) in f16 or f32 */
+    vk_buf b[PCB_COUNT];       /* plan_ctx_buf's buffers; block NULL when not allocated */
+    kern_ctx k;                /* k.batch: the submission in flight, NULL when none */
+    gpu_out want;              /* of the submission in flight */
 };
 
-static vkllm_status upload(vk_device *dev, const gguf_tensor *t, gpu_tensor *out) {
-    memset(out, 0, sizeof *out);
-    if (!t->data) return vkl_err(VKLLM_ERR_BAD_FILE, "tensor has no data (header-only file)");
-    out->type = t->type;
-    out->cols = (uint32_t)t->ne[0];
-    out->rows = (uint32_t)(t->n_dims > 1 ? t->ne[1] : 1);
-    vkllm_status st = vk_buf_alloc(dev, VK_MEM_DEVICE, t->size, &out->buf);
-    if (st) return st;
-    return vk_buf_write(dev, &out->buf, 0, t->data, t->size);
+/* ---------------------------------------------------------------- weights ---- */
+
+static void tensor_free(vk_device *dev, gpu_tensor *t) {
+    if (t->import.block) vk_buf_free(dev, &t->import); /* buf is a view into it */
+    else vk_buf_free(dev, &t->buf);
+    memset(t, 0, sizeof *t);
 }
 
-void gpu_model_free(gpu_model *m) {
-    if (!m) return;
-    if (m->layers) {
-        for (uint32_t l = 0; l < m->desc->hp.n_layer; l++) {
-            gpu_tensor *ts = &m->layers[l].attn_norm;
-            for (int i = 0; i < 9; i++) vk_buf_free(m->dev, &ts[i].buf);
-        }
-        free(m->layers);
+/* Allocates one tensor's buffer where the plan puts it; reads none of its bytes. */
+static vkllm_status tensor_alloc(vk_device *dev, const gguf_tensor *src, int host, int import,
+                                 uint64_t import_align, gpu_tensor *t) {
+    memset(t, 0, sizeof *t);
+    t->src = src;
+    t->type = src->type;
+    t->cols = (uint32_t)src->ne[0];
+    t->rows = (uint32_t)(src->n_dims > 1 ? src->ne[1] : 1);
+    t->host = host;
+    if (host && import) {
+        /* Import the aligned span of the mapped file around the tensor and bind the tensor
+         * at its place inside it: no copy, no second copy in RAM. */
+        uintptr_t p = (uintptr_t)src->data;
+        uintptr_t base = p / import_align * import_align;
+        uint64_t span = vkl_align_up((uint64_t)(p - base) + src->size, import_align);
+        vkllm_status st = vk_buf_import_host(dev, (const void *)base, span, &t->import);
+        if (st) return st;
+        uint64_t a = vk_device_props(dev)->min_storage_buffer_offset_alignment;
+        if (a == 0) a = 1;
+        uint64_t at = (uint64_t)(p - base) / a * a;
+        t->off = (uint64_t)(p - base) - at;
+        vk_buf_view(&t->import, at, t->off + src->size, &t->buf);
+        return VKLLM_OK;
     }
-    if (m->output.buf.block != m->token_embd.buf.block || m->output.buf.offset != m->token_embd.buf.offset)
-        vk_buf_free(m->dev, &m->output.buf);
-    vk_buf_free(m->dev, &m->token_embd.buf);
-    vk_buf_free(m->dev, &m->output_norm.buf);
-    free(m);
+    return vk_buf_alloc_dedicated(dev, host ? VK_MEM_HOST : VK_MEM_DEVICE, src->size, &t->buf);
 }
 
-vkllm_status gpu_model_upload(vk_device *dev, const llama_model_desc *desc, gpu_progress_fn progress,
-                              void *user, gpu_model **out) {
+static gpu_tensor *stage_tensors(gpu_stage *s, uint32_t i) { return s->layers[i].t; }
+
+void gpu_stage_free(gpu_stage *s) {
+    if (!s) return;
+    for (uint32_t i = 0; s->layers && i < s->ps.n_layers; i++)
+        for (int j = 0; j < PT_COUNT; j++) tensor_free(s->dev, &stage_tensors(s, i)[j]);
+    free(s->layers);
+    free(s->kv_host);
+    if (s->output.buf.block == s->token_embd.buf.block) memset(&s->output, 0, sizeof s->output); /* tied, shared */
+    tensor_free(s->dev, &s->output);
+    tensor_free(s->dev, &s->output_norm);
+    tensor_free(s->dev, &s->token_embd);
+    free(s);
+}
+
+vkllm_status gpu_stage_alloc(vk_device *dev, const llama_model_desc *desc, const plan *p,
+                             uint32_t stage_index, gpu_stage **out) {
     *out = NULL;
-    gpu_model *m = calloc(1, sizeof *m);
-    if (!m) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
-    m->dev = dev;
-    m->desc = desc;
-    uint32_t nl = desc->hp.n_layer;
-    m->layers = calloc(nl ? nl : 1, sizeof *m->layers);
-    if (!m->layers) {
-        free(m);
-        return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (stage_index >= p->n_stages) return vkl_err(VKLLM_ERR_INVALID_ARG, "stage %u of %u", stage_index, p->n_stages);
+    const plan_stage *ps = &p->stages[stage_index];
+    const plan_device_caps *caps = &p->dev[ps->device];
+    gpu_stage *s = calloc(1, sizeof *s);
+    if (!s) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    s->dev = dev;
+    s->desc = desc;
+    s->ps = *ps;
+    s->stream_min_batch = p->stream_min_batch;
+    s->stream_bytes = plan_stage_stream_bytes(p, ps, desc);
+    s->layers = calloc(ps->n_layers ? ps->n_layers : 1, sizeof *s->layers);
+    s->kv_host = calloc(ps->n_layers ? ps->n_layers : 1, sizeof *s->kv_host);
+    vkllm_status st = (s->layers && s->kv_host) ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    char nm[160];
+    const gguf_tensor *src = NULL;
+    /* The same order as the planner counts them, so a failure names the first that does not fit. */
+    if (!st && ps->has_embd) st = tensor_alloc(dev, src = desc->token_embd, 0, 0, 0, &s->token_embd);
+    for (uint32_t i = 0; !st && i < ps->n_layers; i++) {
+        const plan_layer *pl = &p->layers[ps->first_layer + i];
+        s->kv_host[i] = pl->kv == PLAN_HOST;
+        for (int j = 0; !st && j < PT_COUNT; j++) {
+            src = plan_layer_tensor(&desc->layers[ps->first_layer + i], (plan_tensor)j);
+            st = tensor_alloc(dev, src, pl->where[j] == PLAN_HOST, caps->import_host, caps->import_align,
+                              &stage_tensors(s, i)[j]);
+        }
     }
-    uint64_t total = 0, done = 0;
-    llama_model_size(desc, &total, NULL);
-    vkllm_status st = VKLLM_OK;
-#define UP(dst, src)                                                                   \
-    do {                                                                               \
-        st = upload(dev, (src), (dst));                                                \
-        if (st) {                                                                      \
-            char nm[160];                                                              \
-            vkl_err_context("uploading %s", gguf_str_c((src)->name, nm, sizeof nm));  \
-            goto fail;                                                                 \
-        }                                                                              \
-        done += (src)->size;                                                           \
-        if (progress && progress(total ? (float)done / (float)total : 1.0f, user)) {   \
-            st = vkl_err(VKLLM_ERR_CANCELLED, "model load cancelled");                \
-            goto fail;                                                                 \
-        }                                                                              \
-    } while (0)
-    UP(&m->token_embd, desc->token_embd);
-    UP(&m->output_norm, desc->output_norm);
-    if (desc->tied_output) m->output = m->token_embd;
-    else UP(&m->output, desc->output);
-    for (uint32_t l = 0; l < nl; l++) {
-        const llama_layer *s = &desc->layers[l];
-        gpu_layer *d = &m->layers[l];
-        UP(&d->attn_norm, s->attn_norm);
-        UP(&d->wq, s->wq);
-        UP(&d->wk, s->wk);
-        UP(&d->wv, s->wv);
-        UP(&d->wo, s->wo);
-        UP(&d->ffn_norm, s->ffn_norm);
-        UP(&d->gate, s->ffn_gate);
-        UP(&d->up, s->ffn_up);
-        UP(&d->down, s->ffn_down);
+    if (!st && ps->has_output) {
+        st = tensor_alloc(dev, src = desc->output_norm, 0, 0, 0, &s->output_norm);
+        if (!st) {
+            if (desc->tied_output && ps->has_embd) s->output = s->token_embd; /* shared, freed once */
+            else st = tensor_alloc(dev, src = desc->output, 0, 0, 0, &s->output);
+        }
     }
-#undef UP
-    m->bytes_uploaded = done;
-    *out = m;
+    if (st) {
+        if (src) vkl_err_context("allocating %s on %s", gguf_str_c(src->name, nm, sizeof nm), vk_device_label(dev));
+        gpu_stage_free(s);
+        return st;
+    }
+    *out = s;
     return VKLLM_OK;
-fail:
-    gpu_model_free(m);
+}
+
+static vkllm_status tensor_upload(gpu_stage *s, gpu_tensor *t, gpu_progress_fn progress, void *user,
+                                  uint64_t *done) {
+    if (!t->src || t->import.block) return VKLLM_OK;
+    if (!t->src->data) return vkl_err(VKLLM_ERR_BAD_FILE, "tensor has no data (header-only file)");
+    vkllm_status st = vk_buf_write(s->dev, &t->buf, 0, t->src->data, t->src->size);
+    if (st) return st;
+    s->bytes_uploaded += t->src->size;
+    *done += t->src->size;
+    if (progress && progress(*done, user)) return vkl_err(VKLLM_ERR_CANCELLED, "model load cancelled");
+    return VKLLM_OK;
+}
+
+vkllm_status gpu_stage_upload(gpu_stage *s, gpu_progress_fn progress, void *user, uint64_t *done) {
+    vkllm_status st = VKLLM_OK;
+    gpu_tensor *t = NULL;
+    if (s->ps.has_embd) st = tensor_upload(s, t = &s->token_embd, progress, user, done);
+    for (uint32_t i = 0; !st && i < s->ps.n_layers; i++)
+        for (int j = 0; !st && j < PT_COUNT; j++) st = tensor_upload(s, t = &stage_tensors(s, i)[j], progress, user, done);
+    if (!st && s->ps.has_output) {
+        st = tensor_upload(s, t = &s->output_norm, progress, user, done);
+        if (!st && s->output.buf.block != s->token_embd.buf.block) st = tensor_upload(s, t = &s->output, progress, user, done);
+    }
+    if (st && st != VKLLM_ERR_CANCELLED && t && t->src) {
+        char nm[160];
+        vkl_err_context("uploading %s", gguf_str_c(t->src->name, nm, sizeof nm));
+    }
     return st;
 }
 
+/* --------------------------------------------------------------- contexts ---- */
+
 void gpu_ctx_free(gpu_ctx *c) {
     if (!c) return;
-    vk_device *dev = c->m->dev;
-    for (uint32_t l = 0; c->k_cache && l < c->m->desc->hp.n_layer; l++) {
+    vk_device *dev = c->s->dev;
+    if (c->k.batch) {
+        vk_batch_wait(c->k.batch);
+        vk_batch_free(c->k.batch);
+    }
+    for (uint32_t l = 0; c->k_cache && l < c->s->ps.n_layers; l++) {
         vk_buf_free(dev, &c->k_cache[l]);
         vk_buf_free(dev, &c->v_cache[l]);
     }
     free(c->k_cache);
     free(c->v_cache);
-    vk_buf *bufs[] = {&c->ids, &c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2,
-                      &c->last, &c->logits, &c->best, &c->attn_scratch,
-                      &c->logits_host, &c->best_host};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vk_buf_free(dev, bufs[i]);
+    for (int i = 0; i < PCB_COUNT; i++) vk_buf_free(dev, &c->b[i]);
     free(c);
 }
 
-vkllm_status gpu_ctx_create(gpu_model *m, uint32_t n_ctx, uint32_t n_batch, int kv_f16, gpu_ctx **out) {
+vkllm_status gpu_ctx_create(gpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int kv_f16, gpu_ctx **out) {
     *out = NULL;
-    const llama_hparams *hp = &m->desc->hp;
+    const llama_hparams *hp = &s->desc->hp;
     if (n_ctx == 0 || n_batch == 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "context size and batch must be > 0");
     gpu_ctx *c = calloc(1, sizeof *c);
     if (!c) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
-    c->m = m;
+    c->s = s;
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->kv_f16 = kv_f16;
-    c->k_cache = calloc(hp->n_layer, sizeof *c->k_cache);
-    c->v_cache = calloc(hp->n_layer, sizeof *c->v_cache);
+    c->k.dev = s->dev;
+    uint32_t nl = s->ps.n_layers;
+    c->k_cache = calloc(nl ? nl : 1, sizeof *c->k_cache);
+    c->v_cache = calloc(nl ? nl : 1, sizeof *c->v_cache);
     vkllm_status st = (c->k_cache && c->v_cache) ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
-    uint64_t cache_bytes = (uint64_t)n_ctx * hp->kv_dim * (kv_f16 ? 2 : 4);
-    vk_device *dev = m->dev;
-    for (uint32_t l = 0; !st && l < hp->n_layer; l++) {
-        st = vk_buf_alloc(dev, VK_MEM_DEVICE, cache_bytes, &c->k_cache[l]);
-        if (!st) st = vk_buf_alloc(dev, VK_MEM_DEVICE, cache_bytes, &c->v_cache[l]);
+    uint64_t cache_bytes = plan_kv_bytes(hp, n_ctx, kv_f16);
+    for (uint32_t l = 0; !st && l < nl; l++) {
+        vk_mem_kind kind = s->kv_host[l] ? VK_MEM_HOST : VK_MEM_DEVICE;
+        st = vk_buf_alloc_dedicated(s->dev, kind, cache_bytes, &c->k_cache[l]);
+        if (!st) st = vk_buf_alloc_dedicated(s->dev, kind, cache_bytes, &c->v_cache[l]);
     }
-    uint64_t nb = n_batch;
-    struct { vk_buf *b; uint64_t bytes; } acts[] = {
-        {&c->ids, nb * 4}, {&c->x, nb * hp->n_embd * 4}, {&c->xb, nb * hp->n_embd * 4},
-        {&c->q, nb * hp->n_head * hp->head_dim * 4}, {&c->k, nb * hp->kv_dim * 4},
-        {&c->v, nb * hp->kv_dim * 4}, {&c->att, nb * hp->n_embd * 4}, {&c->hb, nb * hp->n_ff * 4},
-        {&c->hb2, nb * hp->n_ff * 4}, {&c->last, (uint64_t)hp->n_embd * 4},
-        {&c->logits, (uint64_t)hp->n_vocab * 4}, {&c->best, 4}, {&c->attn_scratch, 0}};
-    /* Decode attends with one query per head: splitting the context across workgroups keeps
-     * the GPU busy at long contexts (the partial results meet in a combine pass). */
-    kern_ctx probe = {.dev = m->dev};
-    acts[sizeof acts / sizeof acts[0] - 1].bytes =
-        kern_attn_scratch_bytes(&probe, 1, hp->n_head, hp->head_dim, KERN_ATTN_MAX_SPLIT);
-    for (size_t i = 0; !st && i < sizeof acts / sizeof acts[0]; i++)
-        st = vk_buf_alloc(dev, VK_MEM_DEVICE, acts[i].bytes, acts[i].b);
-    if (!st) st = vk_buf_alloc(dev, VK_MEM_HOST, (uint64_t)hp->n_vocab * 4, &c->logits_host);
-    if (!st) st = vk_buf_alloc(dev, VK_MEM_HOST, 4, &c->best_host);
+    uint64_t bytes[PCB_COUNT];
+    plan_ctx_buffers(hp, &s->ps, n_batch, vk_device_props(s->dev)->min_storage_buffer_offset_alignment,
+                     s->stream_bytes, bytes);
+    for (int i = 0; !st && i < PCB_COUNT; i++)
+        if (bytes[i]) st = vk_buf_alloc_dedicated(s->dev, i < PCB_DEVICE_COUNT ? VK_MEM_DEVICE : VK_MEM_HOST, bytes[i], &c->b[i]);
     if (st) {
-        vkl_err_context("creating a context of %u positions", n_ctx);
+        vkl_err_context("creating a context of %u positions on %s", n_ctx, vk_device_label(s->dev));
         gpu_ctx_free(c);
         return st;
     }
@@ -180,90 +206,151 @@ vkllm_status gpu_ctx_create(gpu_model *m, uint32_t n_ctx, uint32_t n_batch, int 
     return VKLLM_OK;
 }
 
-uint32_t gpu_ctx_n_ctx(const gpu_ctx *c) { return c->n_ctx; }
-uint32_t gpu_ctx_n_batch(const gpu_ctx *c) { return c->n_batch; }
-
 /* W (rows x cols) times n rows of x: a matrix-vector product for one token, a tiled
- * matrix-matrix product for a chunk. */
-static vkllm_status linear(kern_ctx *k, const gpu_tensor *w, const vk_buf *x, const vk_buf *y, uint32_t n) {
-    if (n == 1) return kern_matvec(k, w->type, &w->buf, 0, x, 0, y, 0, w->rows, w->cols);
-    return kern_matmul(k, w->type, &w->buf, 0, x, 0, y, 0, w->rows, w->cols, n);
+ * matrix-matrix product for a chunk. w_buf/w_off: where the weights are read from (the
+ * tensor itself, or its copy in the stream buffer). */
+static vkllm_status linear_at(kern_ctx *k, const gpu_tensor *w, const vk_buf *w_buf, uint64_t w_off,
+                              const vk_buf *x, const vk_buf *y, uint32_t n) {
+    if (n == 1) return kern_matvec(k, w->type, w_buf, w_off, x, 0, y, 0, w->rows, w->cols);
+    return kern_matmul(k, w->type, w_buf, w_off, x, 0, y, 0, w->rows, w->cols, n);
 }
 
-static vkllm_status record(gpu_ctx *c, kern_ctx *k, uint32_t n, uint32_t pos, gpu_out want) {
-    const llama_hparams *hp = &c->m->desc->hp;
-    gpu_model *m = c->m;
+/* Offset of matrix j of a layer inside one half of the stream buffer: the host-resident
+ * matrices of the layer back to back, each at a 256-byte boundary. */
+static uint64_t stream_slot_offset(const gpu_layer *L, int j) {
+    uint64_t off = 0;
+    for (int i = 0; i < j; i++)
+        if (L->t[i].host) off += vkl_align_up(L->t[i].src->size, 256);
+    return off;
+}
+
+/* Copies the host-resident matrices of local layer i into half (i % 2) of the stream buffer. */
+static vkllm_status stream_layer(gpu_ctx *c, uint32_t i) {
+    const gpu_layer *L = &c->s->layers[i];
+    uint64_t half = c->b[PCB_STREAM].size / 2;
+    for (int j = 0; j < PT_COUNT; j++) {
+        if (!L->t[j].host) continue;
+        vkllm_status st = vk_batch_copy(c->k.batch, &L->t[j].buf, L->t[j].off, &c->b[PCB_STREAM],
+                                        (i % 2) * half + stream_slot_offset(L, j), L->t[j].src->size);
+        if (st) return st;
+    }
+    return VKLLM_OK;
+}
+
+static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
+    gpu_stage *s = c->s;
+    const llama_hparams *hp = &s->desc->hp;
+    kern_ctx *k = &c->k;
+    vk_buf *b = c->b;
     const float scale = 1.0f / sqrtf((float)hp->head_dim);
+    int stream = s->stream_min_batch && n >= s->stream_min_batch && b[PCB_STREAM].block;
+    uint64_t half = b[PCB_STREAM].size / 2;
     vkllm_status st;
 #define TRY(x)              \
     do {                    \
         st = (x);           \
         if (st) return st;  \
     } while (0)
-    TRY(kern_embed(k, m->token_embd.type, &m->token_embd.buf, &c->ids, n, &c->x, hp->n_embd));
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const gpu_layer *L = &m->layers[l];
-        TRY(kern_rmsnorm(k, &c->x, &L->attn_norm.buf, &c->xb, n, hp->n_embd, hp->rms_eps));
-        TRY(linear(k, &L->wq, &c->xb, &c->q, n));
-        TRY(linear(k, &L->wk, &c->xb, &c->k, n));
-        TRY(linear(k, &L->wv, &c->xb, &c->v, n));
-        TRY(kern_rope(k, &c->q, n, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
+    if (s->ps.has_embd)
+        TRY(kern_embed(k, s->token_embd.type, &s->token_embd.buf, &b[PCB_IDS], n, &b[PCB_X], hp->n_embd));
+    if (stream && s->ps.n_layers) TRY(stream_layer(c, 0));
+    for (uint32_t i = 0; i < s->ps.n_layers; i++) {
+        const gpu_layer *L = &s->layers[i];
+        /* The next layer's host weights travel while this layer computes (the copy only waits
+         * for the reads of the layer before, which used the same half). */
+        if (stream && i + 1 < s->ps.n_layers) TRY(stream_layer(c, i + 1));
+        const vk_buf *wb[PT_COUNT];
+        uint64_t wo[PT_COUNT];
+        for (int j = 0; j < PT_COUNT; j++) {
+            int from_stream = stream && L->t[j].host;
+            wb[j] = from_stream ? &b[PCB_STREAM] : &L->t[j].buf;
+            wo[j] = from_stream ? (i % 2) * half + stream_slot_offset(L, j) : L->t[j].off;
+        }
+        TRY(kern_rmsnorm(k, &b[PCB_X], &L->t[PT_ATTN_NORM].buf, &b[PCB_XB], n, hp->n_embd, hp->rms_eps));
+        TRY(linear_at(k, &L->t[PT_WQ], wb[PT_WQ], wo[PT_WQ], &b[PCB_XB], &b[PCB_Q], n));
+        TRY(linear_at(k, &L->t[PT_WK], wb[PT_WK], wo[PT_WK], &b[PCB_XB], &b[PCB_K], n));
+        TRY(linear_at(k, &L->t[PT_WV], wb[PT_WV], wo[PT_WV], &b[PCB_XB], &b[PCB_V], n));
+        TRY(kern_rope(k, &b[PCB_Q], n, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
                       hp->rope_freq_scale, 0));
-        TRY(kern_rope(k, &c->k, n, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
+        TRY(kern_rope(k, &b[PCB_K], n, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
                       hp->rope_freq_scale, 0));
-        TRY(kern_kv_write(k, &c->k, &c->k_cache[l], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
-        TRY(kern_kv_write(k, &c->v, &c->v_cache[l], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
+        TRY(kern_kv_write(k, &b[PCB_K], &c->k_cache[i], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
+        TRY(kern_kv_write(k, &b[PCB_V], &c->v_cache[i], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
         if (n == 1)
-            TRY(kern_attention_split(k, &c->q, &c->k_cache[l], &c->v_cache[l], c->kv_f16, &c->att, n, pos,
-                                     hp->n_head, hp->n_head_kv, hp->head_dim, scale, &c->attn_scratch, 0));
+            TRY(kern_attention_split(k, &b[PCB_Q], &c->k_cache[i], &c->v_cache[i], c->kv_f16, &b[PCB_ATT], n, pos,
+                                     hp->n_head, hp->n_head_kv, hp->head_dim, scale, &b[PCB_ATTN_SCRATCH], 0));
         else
-            TRY(kern_attention(k, &c->q, &c->k_cache[l], &c->v_cache[l], c->kv_f16, &c->att, n, pos,
+            TRY(kern_attention(k, &b[PCB_Q], &c->k_cache[i], &c->v_cache[i], c->kv_f16, &b[PCB_ATT], n, pos,
                                hp->n_head, hp->n_head_kv, hp->head_dim, scale));
-        TRY(linear(k, &L->wo, &c->att, &c->xb, n));
-        TRY(kern_binary(k, KERN_ADD, &c->x, &c->xb, &c->x, n * hp->n_embd));
-        TRY(kern_rmsnorm(k, &c->x, &L->ffn_norm.buf, &c->xb, n, hp->n_embd, hp->rms_eps));
-        TRY(linear(k, &L->gate, &c->xb, &c->hb, n));
-        TRY(linear(k, &L->up, &c->xb, &c->hb2, n));
-        TRY(kern_swiglu(k, &c->hb, &c->hb2, &c->hb, n * hp->n_ff));
-        TRY(linear(k, &L->down, &c->hb, &c->xb, n));
-        TRY(kern_binary(k, KERN_ADD, &c->x, &c->xb, &c->x, n * hp->n_embd));
+        TRY(linear_at(k, &L->t[PT_WO], wb[PT_WO], wo[PT_WO], &b[PCB_ATT], &b[PCB_XB], n));
+        TRY(kern_binary(k, KERN_ADD, &b[PCB_X], &b[PCB_XB], &b[PCB_X], n * hp->n_embd));
+        TRY(kern_rmsnorm(k, &b[PCB_X], &L->t[PT_FFN_NORM].buf, &b[PCB_XB], n, hp->n_embd, hp->rms_eps));
+        TRY(linear_at(k, &L->t[PT_GATE], wb[PT_GATE], wo[PT_GATE], &b[PCB_XB], &b[PCB_HB], n));
+        TRY(linear_at(k, &L->t[PT_UP], wb[PT_UP], wo[PT_UP], &b[PCB_XB], &b[PCB_HB2], n));
+        TRY(kern_swiglu(k, &b[PCB_HB], &b[PCB_HB2], &b[PCB_HB], n * hp->n_ff));
+        TRY(linear_at(k, &L->t[PT_DOWN], wb[PT_DOWN], wo[PT_DOWN], &b[PCB_HB], &b[PCB_XB], n));
+        TRY(kern_binary(k, KERN_ADD, &b[PCB_X], &b[PCB_XB], &b[PCB_X], n * hp->n_embd));
     }
-    if (want == GPU_OUT_NONE) return VKLLM_OK;
     uint64_t row = (uint64_t)hp->n_embd * 4;
-    TRY(vk_batch_copy(k->batch, &c->x, (uint64_t)(n - 1) * row, &c->att, 0, row));
-    TRY(kern_rmsnorm(k, &c->att, &m->output_norm.buf, &c->last, 1, hp->n_embd, hp->rms_eps));
-    TRY(kern_matvec(k, m->output.type, &m->output.buf, 0, &c->last, 0, &c->logits, 0, m->output.rows,
-                    m->output.cols));
+    if (!s->ps.has_output) return vk_batch_copy(k->batch, &b[PCB_X], 0, &b[PCB_X_HOST], 0, (uint64_t)n * row);
+    if (want == GPU_OUT_NONE) return VKLLM_OK;
+    TRY(vk_batch_copy(k->batch, &b[PCB_X], (uint64_t)(n - 1) * row, &b[PCB_ATT], 0, row));
+    TRY(kern_rmsnorm(k, &b[PCB_ATT], &s->output_norm.buf, &b[PCB_LAST], 1, hp->n_embd, hp->rms_eps));
+    TRY(kern_matvec(k, s->output.type, &s->output.buf, s->output.off, &b[PCB_LAST], 0, &b[PCB_LOGITS], 0,
+                    s->output.rows, s->output.cols));
     if (want == GPU_OUT_ARGMAX) {
-        TRY(kern_argmax(k, &c->logits, hp->n_vocab, &c->best));
-        TRY(vk_batch_copy(k->batch, &c->best, 0, &c->best_host, 0, 4));
+        TRY(kern_argmax(k, &b[PCB_LOGITS], hp->n_vocab, &b[PCB_BEST]));
+        TRY(vk_batch_copy(k->batch, &b[PCB_BEST], 0, &b[PCB_BEST_HOST], 0, 4));
     } else {
-        TRY(vk_batch_copy(k->batch, &c->logits, 0, &c->logits_host, 0, (uint64_t)hp->n_vocab * 4));
+        TRY(vk_batch_copy(k->batch, &b[PCB_LOGITS], 0, &b[PCB_LOGITS_HOST], 0, (uint64_t)hp->n_vocab * 4));
     }
 #undef TRY
     return VKLLM_OK;
 }
 
-vkllm_status gpu_forward(gpu_ctx *c, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want,
-                         float *logits, int32_t *argmax) {
-    const llama_hparams *hp = &c->m->desc->hp;
+vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
+                              gpu_out want) {
+    gpu_stage *s = c->s;
+    const llama_hparams *hp = &s->desc->hp;
+    if (c->k.batch) return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: a submission is still pending", vk_device_label(s->dev));
     if (n == 0 || n > c->n_batch) return vkl_err(VKLLM_ERR_INVALID_ARG, "chunk of %u tokens (batch %u)", n, c->n_batch);
     if ((uint64_t)pos + n > c->n_ctx)
         return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u positions used, %u more requested, room for %u",
                        pos, n, c->n_ctx);
-    for (uint32_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
-            return vkl_err(VKLLM_ERR_INVALID_ARG, "token id %d is outside the vocabulary (%u)", tokens[i], hp->n_vocab);
-    vk_device *dev = c->m->dev;
-    vkllm_status st = vk_buf_write(dev, &c->ids, 0, tokens, (uint64_t)n * 4);
+    vkllm_status st;
+    if (s->ps.has_embd) {
+        for (uint32_t i = 0; i < n; i++)
+            if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
+                return vkl_err(VKLLM_ERR_INVALID_ARG, "token id %d is outside the vocabulary (%u)", tokens[i], hp->n_vocab);
+        st = vk_buf_write(s->dev, &c->b[PCB_IDS], 0, tokens, (uint64_t)n * 4);
+    } else {
+        st = vk_buf_write(s->dev, &c->b[PCB_X], 0, x_in, (uint64_t)n * hp->n_embd * 4);
+    }
     if (st) return st;
-    kern_ctx k = {.dev = dev};
-    if ((st = vk_batch_begin(dev, &k.batch))) return st;
-    st = record(c, &k, n, pos, want);
-    if (!st) st = vk_batch_submit_wait(k.batch);
-    vk_batch_free(k.batch);
+    if ((st = vk_batch_begin(s->dev, &c->k.batch))) return st;
+    st = record(c, n, pos, want);
+    if (!st) st = vk_batch_submit(c->k.batch);
+    if (st) {
+        vk_batch_free(c->k.batch);
+        c->k.batch = NULL;
+        return st;
+    }
+    c->want = s->ps.has_output ? want : GPU_OUT_NONE;
+    return VKLLM_OK;
+}
+
+vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax) {
+    if (!c->k.batch) return VKLLM_OK;
+    vkllm_status st = vk_batch_wait(c->k.batch);
+    vk_batch_free(c->k.batch);
+    c->k.batch = NULL;
     if (st) return st;
-    if (want == GPU_OUT_LOGITS) st = vk_buf_read(dev, &c->logits_host, 0, logits, (uint64_t)hp->n_vocab * 4);
-    else if (want == GPU_OUT_ARGMAX) st = vk_buf_read(dev, &c->best_host, 0, argmax, 4);
+    const llama_hparams *hp = &c->s->desc->hp;
+    if (c->want == GPU_OUT_LOGITS)
+        st = vk_buf_read(c->s->dev, &c->b[PCB_LOGITS_HOST], 0, logits, (uint64_t)hp->n_vocab * 4);
+    else if (c->want == GPU_OUT_ARGMAX)
+        st = vk_buf_read(c->s->dev, &c->b[PCB_BEST_HOST], 0, argmax, 4);
     return st;
 }
+
+const float *gpu_stage_x_out(const gpu_ctx *c) { return (const float *)c->b[PCB_X_HOST].map; }

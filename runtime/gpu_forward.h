@@ -1,51 +1,78 @@
-/* The LLaMA forward pass on one Vulkan device: weights uploaded as stored in the GGUF file
- * (the kernels decode the blocks), a KV cache and activations per context, and one command
- * batch per token step or prompt chunk. Only the logits, or for greedy decoding only the
- * argmax, come back to the host. */
+/* One stage of the LLaMA forward pass on one Vulkan device opening: a contiguous range of
+ * layers (runtime/plan.h), its weights as stored in the GGUF file (the kernels decode the
+ * blocks), and per context its KV cache and activations. Stage 0 embeds the tokens; the last
+ * stage produces the logits, or for greedy decoding only their argmax. Between stages the
+ * hidden state travels through host-visible memory (runtime/forward.c walks the stages).
+ *
+ * Weights live where the plan says: in device memory, or in host memory that the device reads
+ * in place (imported from the memory-mapped file, else a host-visible copy). Every buffer is
+ * an allocation of its own, allocated before any tensor byte is read. */
 #ifndef VKLLM_GPU_FORWARD_H
 #define VKLLM_GPU_FORWARD_H
 
 #include "runtime/model.h"
+#include "runtime/plan.h"
 #include "vk/vk.h"
 
 typedef struct gpu_tensor {
-    vk_buf buf;
+    vk_buf buf;          /* the tensor's own allocation, or a view into `import` */
+    vk_buf import;       /* the imported span of the mapped file behind buf (block NULL if none) */
+    uint64_t off;        /* bytes from buf's start to the tensor data */
+    const gguf_tensor *src;
     uint32_t type;       /* ggml type id */
     uint32_t rows, cols; /* cols = ne[0] (contiguous), rows = ne[1] */
+    int host;            /* kept in host memory */
 } gpu_tensor;
 
+/* In plan_tensor order. */
 typedef struct gpu_layer {
-    gpu_tensor attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+    gpu_tensor t[PT_COUNT];
 } gpu_layer;
 
-typedef struct gpu_model {
+typedef struct gpu_stage {
     vk_device *dev;
     const llama_model_desc *desc;
-    gpu_tensor token_embd, output_norm, output; /* output aliases token_embd when tied */
-    gpu_layer *layers;                          /* (n_layer) */
-    uint64_t bytes_uploaded;
-} gpu_model;
+    plan_stage ps;
+    uint32_t stream_min_batch;   /* chunks this long copy host weights to `stream` first; 0 = never */
+    uint64_t stream_bytes;       /* PCB_STREAM size */
+    int *kv_host;                /* (n_layers) the layer's KV cache is kept in host memory */
+    gpu_tensor token_embd, output_norm, output; /* as the stage has them */
+    gpu_layer *layers;           /* (ps.n_layers): layer ps.first_layer + i */
+    uint64_t bytes_uploaded;     /* tensor bytes read from the file so far */
+} gpu_stage;
 
-/* Called after each tensor upload with the fraction done; nonzero cancels. */
-typedef int (*gpu_progress_fn)(float done, void *user);
+/* Called after each tensor upload with the bytes done so far; nonzero cancels. */
+typedef int (*gpu_progress_fn)(uint64_t bytes_done, void *user);
 
-vkllm_status gpu_model_upload(vk_device *dev, const llama_model_desc *desc, gpu_progress_fn progress,
-                              void *user, gpu_model **out);
-void gpu_model_free(gpu_model *m);
+/* Allocates (or imports) every weight buffer of stage `stage_index` of plan p on dev. Reads
+ * no tensor data: VKLLM_ERR_OUT_OF_MEMORY here means nothing was read. */
+vkllm_status gpu_stage_alloc(vk_device *dev, const llama_model_desc *desc, const plan *p,
+                             uint32_t stage_index, gpu_stage **out);
+/* Copies the tensors' bytes from the mapped file into their buffers (imported ones need no
+ * copy). *done accumulates bytes for the progress callback. */
+vkllm_status gpu_stage_upload(gpu_stage *s, gpu_progress_fn progress, void *user, uint64_t *done);
+void gpu_stage_free(gpu_stage *s);
 
 typedef struct gpu_ctx gpu_ctx;
 
-vkllm_status gpu_ctx_create(gpu_model *m, uint32_t n_ctx, uint32_t n_batch, int kv_f16, gpu_ctx **out);
+/* The stage's KV cache for n_ctx positions and its activations for chunks of up to n_batch
+ * tokens, each buffer an allocation of its own as plan_ctx_buffers lists them. */
+vkllm_status gpu_ctx_create(gpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int kv_f16, gpu_ctx **out);
 void gpu_ctx_free(gpu_ctx *c);
-uint32_t gpu_ctx_n_ctx(const gpu_ctx *c);
-uint32_t gpu_ctx_n_batch(const gpu_ctx *c);
 
 typedef enum gpu_out { GPU_OUT_NONE, GPU_OUT_LOGITS, GPU_OUT_ARGMAX } gpu_out;
 
-/* Runs n tokens (n <= n_batch) at positions pos .. pos+n-1 in one submission. With
- * GPU_OUT_LOGITS the last token's logits are copied to logits (n_vocab floats); with
- * GPU_OUT_ARGMAX only their argmax is read back into *argmax. */
-vkllm_status gpu_forward(gpu_ctx *c, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want,
-                         float *logits, int32_t *argmax);
+/* Records and submits n tokens (n <= n_batch) at positions pos .. pos+n-1 without waiting.
+ * The embedding stage reads `tokens`; any other stage reads x_in, (n, n_embd) floats, which
+ * is copied before this returns. `want` matters on the output stage only. The caller must
+ * have waited for this context's previous submission. */
+vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n,
+                              uint32_t pos, gpu_out want);
+/* Waits for the submission (only this device's fence). Then on the output stage the last
+ * token's logits (n_vocab floats) or their argmax are stored per `want` of the submit; on
+ * other stages gpu_stage_x_out gives the (n, n_embd) hidden state until the next submit.
+ * Without a pending submission: VKLLM_OK, nothing stored. */
+vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax);
+const float *gpu_stage_x_out(const gpu_ctx *c);
 
 #endif

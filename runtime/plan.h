@@ -59,6 +59,7 @@ typedef struct plan_request {
     float split[PLAN_MAX_DEVICES];/* --tensor-split 3,1: relative share of layers per device */
     int32_t gpu_layers;           /* < 0: automatic; else the first N layers on devices, the rest host */
     int32_t main_device;          /* < 0: the last device; computes the host-resident layers */
+    uint32_t stream_min_batch_override; /* nonzero: use it instead of the cost model (tests) */
 } plan_request;
 
 /* The tensors of one layer, in this order everywhere (gpu_layer has the same order). */
@@ -78,7 +79,8 @@ typedef struct plan_stage {
     uint32_t device;
     uint32_t first_layer, n_layers;
     int has_embd;               /* holds token_embd and embeds the tokens */
-    int has_output;             /* holds output_norm and output (a copy of token_embd when tied) */
+    int has_output;             /* holds output_norm and output (when tied: token_embd itself if
+                                   the stage also embeds, else a copy of it) */
 } plan_stage;
 
 typedef struct plan_device_use {
@@ -103,7 +105,7 @@ typedef struct plan {
     uint32_t n_stages;
     plan_stage stages[PLAN_MAX_DEVICES + 1];
     int32_t embd_device, output_device;
-    int tied_copy;              /* output is a second copy of token_embd on another device */
+    int tied_copy;              /* output is a second copy of token_embd (in another stage) */
     uint64_t host_bytes;        /* RAM the host-resident tensors and caches take */
     uint64_t host_budget;
     uint64_t hop_bytes_per_token; /* hidden-state bytes crossing between devices per token */

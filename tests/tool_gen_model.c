@@ -1,9 +1,12 @@
 /* vkllm-gen-model: writes a deterministic random-weight LLaMA GGUF (runtime/synth.h) for
  * tests and benchmarks, then reopens it through the real loader and prints a one-line
- * summary to stderr. Defaults give the 542M-parameter Q4_0 benchmark model. */
+ * summary to stderr. Defaults give the 542M-parameter Q4_0 benchmark model; --sparse gives a
+ * full-size file of a model too big to write (a hole where the weights would be). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/gguf.h"
 #include "runtime/model.h"
@@ -29,7 +32,11 @@ static void usage(FILE *to) {
             "  --seed N        weight seed (1)\n"
             "  --vocab-from F  copy the tokenizer.ggml.* keys of GGUF file F\n"
             "  --tied          no output.weight: logits reuse token_embd\n"
-            "  --header-only   metadata and tensor infos only (for planning; not runnable)\n");
+            "  --header-only   metadata and tensor infos only (for planning; not runnable)\n"
+            "  --sparse        the header, then the file extended to its full size with a hole\n"
+            "                  (valid and loadable, all weights zero, almost no disk used)\n"
+            "  --llama-65b     LLaMA-65B's shape: dim 8192, 80 layers, ffn 22016, 64 heads,\n"
+            "                  vocab 32000, ctx 2048 (options after it override)\n");
 }
 
 /* Parses a whole-string unsigned number; 0 on junk. */
@@ -54,11 +61,31 @@ static int parse_f32(const char *s, float *out) {
     return *end == 0;
 }
 
+/* Extends a header-only file to the size its tensor infos describe: the data section start
+ * plus the end of the last tensor, rounded up to the alignment. truncate leaves a hole, so
+ * the file reads as zeros (valid weights of every type) and occupies only its header. */
+static vkllm_status extend_sparse(const char *path) {
+    gguf_file *f = NULL;
+    vkllm_status st = gguf_open(path, &f);
+    if (st != VKLLM_OK) return st;
+    uint64_t end = 0, align = gguf_alignment(f);
+    for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        if (t->offset + t->size > end) end = t->offset + t->size;
+    }
+    uint64_t size = gguf_data_offset(f) + (end + align - 1) / align * align;
+    gguf_close(f);
+    if (truncate(path, (off_t)size) != 0)
+        return vkl_err(VKLLM_ERR_IO, "cannot extend %s to %llu bytes: %s", path,
+                       (unsigned long long)size, strerror(errno));
+    return VKLLM_OK;
+}
+
 int main(int argc, char **argv) {
     synth_opts o;
     synth_default_opts(&o);
     const char *out = NULL;
-    int vocab_given = 0;
+    int vocab_given = 0, sparse = 0;
     float linear = 0.0f;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -82,6 +109,11 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--vocab-from") == 0) o.vocab_from = v, ok = v != NULL;
         else if (strcmp(a, "--tied") == 0) o.tied = 1, takes = 0;
         else if (strcmp(a, "--header-only") == 0) o.header_only = 1, takes = 0;
+        else if (strcmp(a, "--sparse") == 0) sparse = 1, takes = 0;
+        else if (strcmp(a, "--llama-65b") == 0) {
+            o.dim = 8192, o.n_layer = 80, o.n_ff = 22016, o.n_head = 64, o.n_head_kv = 0;
+            o.n_vocab = 32000, o.n_ctx = 2048, vocab_given = 1, takes = 0;
+        }
         else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -108,10 +140,19 @@ int main(int argc, char **argv) {
         o.rope_scaling_factor = linear;
     }
 
+    if (sparse && o.header_only) {
+        fprintf(stderr, "vkllm-gen-model: --sparse and --header-only exclude each other\n");
+        return 2;
+    }
+
     double t0 = vkl_now_ms();
+    int header_only = o.header_only;
+    o.header_only = header_only || sparse; /* a sparse file starts as a header-only one */
     vkllm_status st = synth_write_file(&o, out);
+    if (st == VKLLM_OK && sparse) st = extend_sparse(out);
     if (st != VKLLM_OK) {
         fprintf(stderr, "vkllm-gen-model: %s\n", vkllm_last_error());
+        if (sparse) remove(out);
         return 1;
     }
     double ms = vkl_now_ms() - t0;
@@ -127,6 +168,13 @@ int main(int argc, char **argv) {
         gguf_close(f);
         return 1;
     }
+    if (sparse && !gguf_has_data(f)) {
+        fprintf(stderr, "vkllm-gen-model: extended %s to %llu bytes, but the loader still sees "
+                "no data section\n", out, (unsigned long long)gguf_file_size(f));
+        llama_model_free_desc(m);
+        gguf_close(f);
+        return 1;
+    }
     uint64_t bytes, params;
     llama_model_size(m, &bytes, &params);
     char fb[32], wb[32];
@@ -137,7 +185,8 @@ int main(int argc, char **argv) {
             out, (double)params / 1e6, hp->n_layer, hp->n_embd, hp->n_ff, hp->n_head,
             hp->n_head_kv, hp->n_vocab, hp->n_ctx_train, o.type, m->tied_output ? " tied" : "",
             vkl_fmt_bytes(wb, sizeof wb, bytes), vkl_fmt_bytes(fb, sizeof fb, gguf_file_size(f)),
-            o.header_only ? " (header only)" : "", ms / 1000.0);
+            header_only ? " (header only)" : sparse ? " (sparse: the data section is a hole)" : "",
+            ms / 1000.0);
     llama_model_free_desc(m);
     gguf_close(f);
     return 0;

@@ -42,7 +42,7 @@ int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     vkllm_model_params mp;
     vkllm_model_params_init(&mp);
-    long long n_prompt = 512, n_gen = 128, reps = 5;
+    long long n_prompt = 512, n_gen = 128, reps = 5, n_batch = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
@@ -50,10 +50,12 @@ int cmd_bench(int argc, char **argv) {
         else if ((r = arg_value(argc, argv, &i, "-p", "--n-prompt", &v))) { if (r < 0 || !parse_int("-p", v, 0, 1 << 16, &n_prompt)) return 2; }
         else if ((r = arg_value(argc, argv, &i, "-n", "--n-gen", &v))) { if (r < 0 || !parse_int("-n", v, 0, 1 << 16, &n_gen)) return 2; }
         else if ((r = arg_value(argc, argv, &i, "-r", "--repetitions", &v))) { if (r < 0 || !parse_int("-r", v, 1, 1000, &reps)) return 2; }
+        else if ((r = arg_value(argc, argv, &i, "-b", "--batch-size", &v))) { if (r < 0 || !parse_int("-b", v, 1, 1 << 16, &n_batch)) return 2; }
         else if ((r = placement_option(argc, argv, &i, &mp)) != 0) { if (r < 0) return 2; }
         else {
             fprintf(stderr, "vkllm bench: unknown option %s\n"
-                            "usage: vkllm bench -m FILE [-p N] [-n N] [-r REPS] [--device LIST]\n", argv[i]);
+                            "usage: vkllm bench -m FILE [-p N] [-n N] [-r REPS] [-b CHUNK] [placement options]\n%s",
+                    argv[i], placement_usage);
             return 2;
         }
     }
@@ -65,15 +67,17 @@ int cmd_bench(int argc, char **argv) {
     vkllm_context *ctx = NULL;
     int rc = 1;
     int32_t *toks = NULL;
-    if (vkllm_model_load(model, &mp, &m)) {
-        fprintf(stderr, "vkllm: %s\n", vkllm_last_error());
-        goto done;
-    }
+    /* The context is planned with the model, so the load reserves exactly what it needs. */
     vkllm_context_params cp;
     vkllm_context_params_init(&cp);
     long long need = n_prompt > n_gen ? n_prompt : n_gen;
     cp.n_ctx = (uint32_t)(need > 16 ? need : 16);
-    cp.n_batch = (uint32_t)(n_prompt > 0 ? n_prompt : 1);
+    cp.n_batch = (uint32_t)(n_batch ? n_batch : n_prompt > 0 ? n_prompt : 1);
+    mp.ctx = cp;
+    if (vkllm_model_load(model, &mp, &m)) {
+        fprintf(stderr, "vkllm: %s\n", vkllm_last_error());
+        goto done;
+    }
     if (vkllm_context_create(m, &cp, &ctx)) {
         fprintf(stderr, "vkllm: %s\n", vkllm_last_error());
         goto done;
@@ -137,7 +141,7 @@ int cmd_bench(int argc, char **argv) {
                share);
         fflush(stdout);
     }
-    fprintf(stderr, "device: %s\n", info.device);
+    fprintf(stderr, "device: %s%s\n", info.device, info.n_devices > 1 ? " and more (split)" : "");
     rc = 0;
 done:
     free(toks);

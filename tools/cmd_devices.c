@@ -64,6 +64,11 @@ static void print_text(const vkllm_device_info *d, uint32_t n, uint32_t def) {
                x->memory_budget_ext ? "yes" : "no", x->push_descriptors ? "yes" : "no",
                x->timeline_semaphores ? "yes" : "no", x->external_host_memory ? "yes" : "no",
                x->compute_only_queue ? "yes" : "no", x->uma ? "yes" : "no");
+        if (x->external_host_memory)
+            printf("  host import       min imported host pointer alignment %llu bytes\n",
+                   (unsigned long long)x->min_imported_host_pointer_alignment);
+        else
+            printf("  host import       none (no VK_EXT_external_memory_host: host tensors are copied)\n");
         if (i + 1 < n) printf("\n");
     }
 }
@@ -118,6 +123,8 @@ static int print_json(const vkllm_device_info *d, uint32_t n, uint32_t def) {
         cJSON_AddBoolToObject(o, "push_descriptors", x->push_descriptors);
         cJSON_AddBoolToObject(o, "timeline_semaphores", x->timeline_semaphores);
         cJSON_AddBoolToObject(o, "external_host_memory", x->external_host_memory);
+        cJSON_AddNumberToObject(o, "min_imported_host_pointer_alignment",
+                                (double)x->min_imported_host_pointer_alignment);
         cJSON_AddBoolToObject(o, "compute_only_queue", x->compute_only_queue);
         cJSON_AddNumberToObject(o, "max_storage_buffer_range", (double)x->max_storage_buffer_range);
         cJSON_AddNumberToObject(o, "max_memory_allocation_size", (double)x->max_memory_allocation_size);

@@ -167,6 +167,9 @@ int cmd_run(int argc, char **argv) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         t0 = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
     }
+    cp.n_ctx = (uint32_t)n_ctx;
+    cp.n_batch = (uint32_t)n_batch;
+    mp.ctx = cp; /* the load plans and reserves this context */
     vkllm_status st = vkllm_model_load(model, &mp, &m);
     if (st) {
         if (prog.shown) fprintf(stderr, "\n");
@@ -179,8 +182,6 @@ int cmd_run(int argc, char **argv) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         load_ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 - t0;
     }
-    cp.n_ctx = (uint32_t)n_ctx;
-    cp.n_batch = (uint32_t)n_batch;
     if ((st = vkllm_context_create(m, &cp, &ctx))) {
         fprintf(stderr, "vkllm: %s\n", vkllm_last_error());
         goto done;

@@ -6,6 +6,8 @@
 #include "tools/cli.h"
 #include "vkllm.h"
 
+int cmd_plan(int argc, char **argv); /* tools/cmd_plan.c */
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: vkllm <command> [options]\n"
@@ -15,6 +17,8 @@ static void usage(FILE *f) {
             "  run -m FILE -p TEXT  generate text (vkllm run --help for options)\n"
             "  tokenize -m FILE -p TEXT [--no-bos]   print token ids\n"
             "  bench -m FILE [-p 512] [-n 128] [-r 5] llama-bench style throughput\n"
+            "  plan -m FILE [--device 0,1 --device-mem 24G,24G ...] [--json]\n"
+            "                       where layers and tensors would go, and the decode estimate\n"
             "  version              print the version\n"
             "\n"
             "Environment: VKLLM_LOG=debug|info|warn|error, VKLLM_CACHE_DIR (shader cache),\n"
@@ -31,6 +35,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("vkllm %s\n", vkllm_version());
         return 0;

@@ -1,6 +1,7 @@
 /* Batches: one command buffer of dispatches and copies, with barriers derived from the
  * declared reads and writes, descriptor sets from per-batch pools, and optional timestamps
- * around every dispatch. Finished batches return to a per-device free list for reuse. */
+ * around every dispatch. Each batch has its own fence, so several may be in flight; freed
+ * batches, always complete, return to a per-device free list for reuse. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,8 @@ struct vk_batch {
     const char **labels;
     uint32_t n_dispatch, cap_labels, n_barriers;
     ranges reads, writes;
-    int recording;
+    int recording; /* between vk_batch_begin and submission */
+    int pending;   /* submitted; its fence not yet waited for */
 };
 
 static int ranges_add(ranges *rs, VkBuffer b, uint64_t lo, uint64_t hi) {
@@ -182,11 +184,30 @@ static int note(vk_batch *b, VkBuffer buf, uint64_t lo, uint64_t hi, int write) 
     return ranges_add(write ? &b->writes : &b->reads, buf, lo, hi);
 }
 
+/* A buffer of another opening names memory and a VkBuffer of another VkDevice: the driver
+ * would crash or corrupt, so it is refused while the batch is still untouched. */
+static vkllm_status check_owner(const vk_batch *b, const vk_buf *buf, const char *what) {
+    if (!buf || !buf->block)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: %s is an unallocated buffer (or an out-of-range "
+                       "view)", vk_device_label(b->dev), what);
+    if (buf->dev != b->dev)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: the buffer belongs to %s, but the batch records "
+                       "for %s", what, buf->dev ? vk_device_label(buf->dev) : "no device",
+                       vk_device_label(b->dev));
+    return VKLLM_OK;
+}
+
+static vkllm_status check_recording(const vk_batch *b, const char *what) {
+    if (!b->recording)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: %s on a batch already submitted; begin a new one",
+                       b->dev->label, what);
+    return VKLLM_OK;
+}
+
 static vkllm_status check_bind(vk_batch *b, const vk_bind *bd, uint64_t *abs_off, uint64_t *size) {
     const vkllm_device_info *info = b->dev->info;
-    if (!bd->buf || !bd->buf->block) return vkl_err(VKLLM_ERR_INVALID_ARG, "binding an unallocated buffer");
     uint64_t sz = bd->size ? bd->size : bd->buf->size - bd->offset;
-    if (bd->offset > bd->buf->size || sz > bd->buf->size - bd->offset)
+    if (bd->offset > bd->buf->size || sz > bd->buf->size - bd->offset || sz == 0)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "binding [%llu, +%llu) overruns a %llu-byte buffer",
                        (unsigned long long)bd->offset, (unsigned long long)sz,
                        (unsigned long long)bd->buf->size);
@@ -206,6 +227,8 @@ static vkllm_status check_bind(vk_batch *b, const vk_bind *bd, uint64_t *abs_off
 vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds, uint32_t n_binds,
                                const void *push, uint32_t gx, uint32_t gy, uint32_t gz, const char *label) {
     vk_device *dev = b->dev;
+    vkllm_status st = check_recording(b, label ? label : p->desc.shader);
+    if (st) return st;
     if (n_binds != p->desc.n_bindings)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "pipeline %s takes %u bindings, got %u", p->desc.shader,
                        p->desc.n_bindings, n_binds);
@@ -219,9 +242,11 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
     VkWriteDescriptorSet writes[VK_MAX_BINDINGS];
     uint64_t offs[VK_MAX_BINDINGS], sizes[VK_MAX_BINDINGS];
     for (uint32_t i = 0; i < n_binds; i++) {
-        vkllm_status st = check_bind(b, &binds[i], &offs[i], &sizes[i]);
+        st = check_owner(b, binds[i].buf, "binding");
+        if (!st) st = check_bind(b, &binds[i], &offs[i], &sizes[i]);
         if (st) {
-            vkl_err_context("%s binding %u", p->desc.shader, i);
+            if (label) vkl_err_context("%s (%s) binding %u", label, p->desc.shader, i);
+            else vkl_err_context("%s binding %u", p->desc.shader, i);
             return st;
         }
     }
@@ -253,10 +278,7 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
             if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL)
                 return vk_check(r, "vkAllocateDescriptorSets", __FILE__, __LINE__);
             b->cur_pool++;
-            if (b->cur_pool == b->n_pools) {
-                vkllm_status st = add_pool(b);
-                if (st) return st;
-            }
+            if (b->cur_pool == b->n_pools && (st = add_pool(b))) return st;
         }
         for (uint32_t i = 0; i < n_binds; i++) writes[i].dstSet = set;
         vkUpdateDescriptorSets(dev->device, n_binds, writes, 0, NULL);
@@ -282,9 +304,21 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
 
 vkllm_status vk_batch_copy(vk_batch *b, const vk_buf *src, uint64_t src_off, const vk_buf *dst,
                            uint64_t dst_off, uint64_t size) {
-    if (src_off + size > src->size || dst_off + size > dst->size || src_off + size < size)
-        return vkl_err(VKLLM_ERR_INVALID_ARG, "copy of %llu bytes overruns a buffer", (unsigned long long)size);
+    vkllm_status st = check_recording(b, "copy");
+    if (!st) st = check_owner(b, src, "copy source");
+    if (!st) st = check_owner(b, dst, "copy destination");
+    if (st) return st;
+    if (src_off > src->size || size > src->size - src_off || dst_off > dst->size || size > dst->size - dst_off)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "copy of %llu bytes from offset %llu of a %llu-byte buffer "
+                       "to offset %llu of a %llu-byte buffer overruns", (unsigned long long)size,
+                       (unsigned long long)src_off, (unsigned long long)src->size,
+                       (unsigned long long)dst_off, (unsigned long long)dst->size);
+    if (size == 0) return VKLLM_OK; /* Vulkan forbids empty copy regions */
     uint64_t s = src->offset + src_off, d = dst->offset + dst_off;
+    if (src->buffer == dst->buffer && s < d + size && d < s + size)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "copy of %llu bytes from %llu to %llu within one block: "
+                       "the ranges overlap", (unsigned long long)size, (unsigned long long)s,
+                       (unsigned long long)d);
     track(b, src->buffer, s, s + size, 0);
     track(b, dst->buffer, d, d + size, 1);
     if (!note(b, src->buffer, s, s + size, 0) || !note(b, dst->buffer, d, d + size, 1))
@@ -295,19 +329,25 @@ vkllm_status vk_batch_copy(vk_batch *b, const vk_buf *src, uint64_t src_off, con
 }
 
 vkllm_status vk_batch_fill(vk_batch *b, const vk_buf *dst, uint64_t off, uint64_t size, uint32_t value) {
-    if (off + size > dst->size || off % 4 || size % 4)
-        return vkl_err(VKLLM_ERR_INVALID_ARG, "fill of %llu bytes at %llu: must be 4-byte aligned and "
-                       "inside the buffer", (unsigned long long)size, (unsigned long long)off);
-    uint64_t d = dst->offset + off;
+    vkllm_status st = check_recording(b, "fill");
+    if (!st) st = check_owner(b, dst, "fill");
+    if (st) return st;
+    uint64_t d = dst->offset + off; /* a view's own offset counts toward the 4-byte rule */
+    if (off > dst->size || size > dst->size - off || d % 4 || size % 4)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "fill of %llu bytes at %llu (block offset %llu) of a "
+                       "%llu-byte buffer: must be 4-byte aligned and inside the buffer",
+                       (unsigned long long)size, (unsigned long long)off, (unsigned long long)d,
+                       (unsigned long long)dst->size);
+    if (size == 0) return VKLLM_OK; /* Vulkan forbids empty fills */
     track(b, dst->buffer, d, d + size, 1);
     if (!note(b, dst->buffer, d, d + size, 1)) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     vkCmdFillBuffer(b->cb, dst->buffer, d, size, value);
     return VKLLM_OK;
 }
 
-vkllm_status vk_batch_submit_wait(vk_batch *b) {
+vkllm_status vk_batch_submit(vk_batch *b) {
     vk_device *dev = b->dev;
-    if (!b->recording) return vkl_err(VKLLM_ERR_INVALID_ARG, "batch submitted twice");
+    if (!b->recording) return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: batch submitted twice", dev->label);
     b->recording = 0;
     /* Make every write of the batch visible to the host and to later submissions. */
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
@@ -320,12 +360,27 @@ vkllm_status vk_batch_submit_wait(vk_batch *b) {
     VK_TRY(vkResetFences(dev->device, 1, &b->fence));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &b->cb};
     VK_TRY(vkQueueSubmit(dev->queue, 1, &si, b->fence));
+    b->pending = 1;
+    return VKLLM_OK;
+}
+
+vkllm_status vk_batch_wait(vk_batch *b) {
+    vk_device *dev = b->dev;
+    /* Nothing in flight (still recording, or already waited): teardown paths wait
+     * unconditionally and must not replace the error that brought them there. */
+    if (!b->pending) return VKLLM_OK;
     VK_TRY(vkWaitForFences(dev->device, 1, &b->fence, VK_TRUE, UINT64_MAX));
+    b->pending = 0;
     if (b->queries && b->n_queries > 1) {
         VK_TRY(vkGetQueryPoolResults(dev->device, b->queries, 0, b->n_queries, b->n_queries * sizeof(uint64_t),
                                      b->stamps, sizeof(uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
     }
     return VKLLM_OK;
+}
+
+vkllm_status vk_batch_submit_wait(vk_batch *b) {
+    vkllm_status st = vk_batch_submit(b);
+    return st ? st : vk_batch_wait(b);
 }
 
 uint32_t vk_batch_dispatch_count(const vk_batch *b) { return b->n_dispatch; }
@@ -349,6 +404,14 @@ void vk_batch_free(vk_batch *b) {
         vkEndCommandBuffer(b->cb);
         b->recording = 0;
     }
+    /* The free list only ever holds finished batches, so vk_batch_begin can reuse any of them. */
+    if (b->pending && vkWaitForFences(dev->device, 1, &b->fence, VK_TRUE, UINT64_MAX) != VK_SUCCESS) {
+        /* Device lost: the batch will never finish; destroying it is all that is left. */
+        vkl_log(VKLLM_LOG_ERROR, "%s: waiting for a batch being freed failed; dropping it", dev->label);
+        batch_destroy(dev, b);
+        return;
+    }
+    b->pending = 0;
     b->next = dev->free_batches;
     dev->free_batches = b;
 }

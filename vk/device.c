@@ -60,6 +60,9 @@ static void pick_memory_types(vk_device *dev) {
     dev->mem_type[VK_MEM_DEVICE] = (uint32_t)best_dev;
     dev->mem_type[VK_MEM_HOST] = (uint32_t)best_host;
     dev->mem_mapped[VK_MEM_DEVICE] = best_dev >= 0 && (mp.memoryTypes[best_dev].propertyFlags & hv) == hv;
+    /* Tests take the staging path of discrete GPUs on a device whose memory is all mappable. */
+    const char *no_map = getenv("VKLLM_NO_MAPPED_DEVICE_MEMORY");
+    if (no_map && *no_map && strcmp(no_map, "0") != 0) dev->mem_mapped[VK_MEM_DEVICE] = 0;
     dev->mem_mapped[VK_MEM_HOST] = 1;
 }
 
@@ -126,9 +129,15 @@ vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_o
         e13.shaderIntegerDotProduct = s13.shaderIntegerDotProduct;
     }
 
-    const char *exts[2];
+    const char *exts[3];
     uint32_t n_exts = 0;
     if (info->memory_budget_ext) exts[n_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    /* Importing host memory lets weights be read in place from a mapped file or a host copy
+     * instead of filling a second host-visible copy. */
+    if (info->external_host_memory && info->min_imported_host_pointer_alignment) {
+        exts[n_exts++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
+        dev->external_host_memory = 1;
+    }
     /* Push descriptors spare every dispatch a descriptor-set allocation and update, which is
      * most of the host cost of a token step on fast GPUs. */
     if (info->push_descriptors && !getenv("VKLLM_NO_PUSH_DESCRIPTORS")) {
@@ -178,7 +187,7 @@ vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_o
     if (bs > info->max_memory_allocation_size) bs = info->max_memory_allocation_size;
     if (bs > info->max_buffer_size) bs = info->max_buffer_size;
     dev->block_size = bs;
-    dev->alignment = info->min_storage_buffer_offset_alignment > 256 ? info->min_storage_buffer_offset_alignment : 256;
+    dev->alignment = vk_alloc_alignment(info->min_storage_buffer_offset_alignment);
 
     vk_pipeline_cache_load(dev);
     char b1[32], b2[32];
@@ -197,10 +206,7 @@ void vk_device_close(vk_device *dev) {
         vk_pipeline_cache_save(dev);
         vk_batches_release(dev);
         vk_pipelines_release(dev);
-        for (int i = 0; i < 2; i++) {
-            if (dev->staging[i].fence) vkDestroyFence(dev->device, dev->staging[i].fence, NULL);
-            if (dev->staging[i].buf.block) vk_buf_free(dev, &dev->staging[i].buf);
-        }
+        vk_staging_release(dev);
         vk_mem_release_all(dev);
         if (dev->pipeline_cache) vkDestroyPipelineCache(dev->device, dev->pipeline_cache, NULL);
         if (dev->cmd_pool) vkDestroyCommandPool(dev->device, dev->cmd_pool, NULL);

@@ -29,7 +29,7 @@ vkllm_status vk_check(VkResult r, const char *call, const char *file, int line) 
     const char *hint = "";
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
         st = VKLLM_ERR_OUT_OF_MEMORY;
-        hint = " (lower --device-mem, the context size, or use a smaller model)";
+        hint = " (use a smaller memory budget, context or model)";
     } else if (r == VK_ERROR_DEVICE_LOST) {
         st = VKLLM_ERR_DEVICE_LOST;
         hint = " (the GPU driver reset the device; check dmesg)";
@@ -132,8 +132,15 @@ static vkllm_status describe_device(VkPhysicalDevice pd, uint32_t index, vkllm_d
         p12.pNext = &p13;
         f12.pNext = &f13;
     }
+    VkPhysicalDeviceExternalMemoryHostPropertiesEXT host_ptr = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
+    if (d->external_host_memory) {
+        host_ptr.pNext = props.pNext;
+        props.pNext = &host_ptr;
+    }
     vkGetPhysicalDeviceProperties2(pd, &props);
     vkGetPhysicalDeviceFeatures2(pd, &feats);
+    d->min_imported_host_pointer_alignment = d->external_host_memory ? host_ptr.minImportedHostPointerAlignment : 0;
 
     snprintf(d->name, sizeof d->name, "%s", base.deviceName);
     d->type = map_type(base.deviceType);

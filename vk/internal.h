@@ -21,6 +21,9 @@ struct vk_block {
     VkBuffer buffer;
     uint64_t size;
     vk_mem_kind kind;
+    /* One vk_buf spans the whole block (vk_buf_alloc_dedicated, vk_buf_import_host): it is
+     * never suballocated and is released with that buffer. */
+    int dedicated;
     void *map;
     /* free ranges, sorted by offset, coalesced */
     uint64_t *free_off, *free_len;
@@ -49,17 +52,20 @@ struct vk_device {
     int pipeline_cache_dirty;
     int enable_timestamps;
     int push_descriptors; /* VK_KHR_push_descriptor enabled: no descriptor sets to allocate */
+    int external_host_memory; /* VK_EXT_external_memory_host enabled: vk_buf_import_host works */
 
     /* memory */
-    uint32_t mem_type[2]; /* per vk_mem_kind */
-    int mem_mapped[2];
+    /* per vk_mem_kind; VK_MEM_IMPORTED has no fixed type (each host pointer says which) */
+    uint32_t mem_type[VK_MEM_KIND_COUNT];
+    int mem_mapped[VK_MEM_KIND_COUNT];
     uint32_t device_heap;
+    /* alignment == vk_alloc_alignment(minStorageBufferOffsetAlignment), the planner's rounding */
     uint64_t budget, block_size, alignment;
-    uint64_t kind_bytes[2], used_bytes;
+    uint64_t kind_bytes[VK_MEM_KIND_COUNT];
+    uint64_t used_bytes; /* handed out from device and host blocks (imported memory is not ours) */
     vk_block *blocks;
 
-    vk_staging_slot staging[2];
-    uint64_t staging_size;
+    vk_staging_slot staging[2]; /* each a dedicated VK_STAGING_SLOT_BYTES host allocation */
 
     struct vk_pipeline *pipelines;
     struct vk_batch *free_batches;
@@ -69,6 +75,9 @@ struct vk_device {
 vkllm_status vk_run_once(vk_device *dev, void (*record)(void *ctx, VkCommandBuffer cb),
                          void *ctx);
 
+/* Frees the staging ring; the queue must be idle. */
+void vk_staging_release(vk_device *dev);
+/* Frees every remaining block, live vk_bufs included (device close). */
 void vk_mem_release_all(vk_device *dev);
 void vk_pipelines_release(vk_device *dev);
 void vk_batches_release(vk_device *dev);

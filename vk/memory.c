@@ -1,13 +1,18 @@
 /* Device memory: large blocks (never above maxMemoryAllocationSize), each spanned by one
- * VkBuffer and suballocated first-fit with coalescing; a per-opening budget on device-local
- * bytes; and host transfers through a two-slot staging ring when memory is not mappable. */
+ * VkBuffer and suballocated first-fit with coalescing; dedicated blocks of one buffer each;
+ * host memory imported in place (VK_EXT_external_memory_host); a per-opening budget on
+ * device-local bytes; and host transfers through a two-slot staging ring when device memory
+ * is not mappable. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vk/internal.h"
 #include "vk/util.h"
 
-#define STAGING_SLOT_SIZE (16ull << 20)
+static const VkBufferUsageFlags BUF_USAGE = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                            VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                            VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 
 static void block_destroy(vk_device *dev, vk_block *b) {
     if (b->map) vkUnmapMemory(dev->device, b->memory);
@@ -18,13 +23,44 @@ static void block_destroy(vk_device *dev, vk_block *b) {
     free(b);
 }
 
-static vkllm_status block_create(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_block **out) {
+static void block_link(vk_device *dev, vk_block *b) {
+    dev->kind_bytes[b->kind] += b->size;
+    b->next = dev->blocks;
+    dev->blocks = b;
+}
+
+static void block_unlink_destroy(vk_device *dev, vk_block *b) {
+    vk_block **pp = &dev->blocks;
+    while (*pp && *pp != b) pp = &(*pp)->next;
+    if (*pp) *pp = b->next;
+    dev->kind_bytes[b->kind] -= b->size;
+    block_destroy(dev, b);
+}
+
+/* The rounded size of a request; 0 when rounding would overflow. */
+static uint64_t round_request(const vk_device *dev, uint64_t size) {
+    if (size == 0) size = 1;
+    if (size > UINT64_MAX - dev->alignment) return 0;
+    return vkl_align_up(size, dev->alignment);
+}
+
+static vkllm_status check_kind(const vk_device *dev, vk_mem_kind kind, const char *who) {
+    if (kind != VK_MEM_DEVICE && kind != VK_MEM_HOST)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: %s takes VK_MEM_DEVICE or VK_MEM_HOST, got kind %d "
+                       "(imported memory comes from vk_buf_import_host)", dev->label, who, (int)kind);
+    return VKLLM_OK;
+}
+
+/* A block of `size` bytes of `kind`, linked into the device's list. A dedicated block is
+ * handed out whole and never searched for free space. */
+static vkllm_status block_create(vk_device *dev, vk_mem_kind kind, uint64_t size, int dedicated,
+                                 vk_block **out) {
     *out = NULL;
     char b1[32], b2[32], b3[32];
-    if (kind == VK_MEM_DEVICE && dev->kind_bytes[VK_MEM_DEVICE] + size > dev->budget)
+    if (kind == VK_MEM_DEVICE && (size > dev->budget || dev->kind_bytes[VK_MEM_DEVICE] > dev->budget - size))
         return vkl_err(VKLLM_ERR_OUT_OF_MEMORY,
-                       "%s: allocating %s would exceed its budget (%s of %s in use); pass a larger "
-                       "--device-mem, another device, or a smaller model/context",
+                       "%s: allocating %s would exceed its budget (%s of %s in use); free memory, "
+                       "use another device, or a smaller model or context",
                        dev->label, vkl_fmt_bytes(b1, sizeof b1, size),
                        vkl_fmt_bytes(b2, sizeof b2, dev->kind_bytes[VK_MEM_DEVICE]),
                        vkl_fmt_bytes(b3, sizeof b3, dev->budget));
@@ -36,10 +72,10 @@ static vkllm_status block_create(vk_device *dev, vk_mem_kind kind, uint64_t size
     if (!b) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     b->size = size;
     b->kind = kind;
+    b->dedicated = dedicated;
     VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
                               .size = size,
-                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-                                       VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                              .usage = BUF_USAGE,
                               .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkResult r = vkCreateBuffer(dev->device, &bci, NULL, &b->buffer);
     VkMemoryRequirements req = {0};
@@ -70,9 +106,7 @@ static vkllm_status block_create(vk_device *dev, vk_mem_kind kind, uint64_t size
     b->free_off[0] = 0;
     b->free_len[0] = size;
     b->n_free = 1;
-    dev->kind_bytes[kind] += size;
-    b->next = dev->blocks;
-    dev->blocks = b;
+    block_link(dev, b);
     *out = b;
     return VKLLM_OK;
 }
@@ -130,13 +164,17 @@ static int block_give(vk_block *b, uint64_t off, uint64_t size) {
 
 vkllm_status vk_buf_alloc(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_buf *out) {
     memset(out, 0, sizeof *out);
+    vkllm_status st = check_kind(dev, kind, "vk_buf_alloc");
+    if (st) return st;
     if (size == 0) size = 1;
-    uint64_t need = vkl_align_up(size, dev->alignment);
+    uint64_t need = round_request(dev, size);
+    if (!need) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "%s: an allocation of %llu bytes is too large",
+                              dev->label, (unsigned long long)size);
     vk_block *b = NULL;
     uint64_t off = UINT64_MAX;
     if (need <= dev->block_size) {
         for (b = dev->blocks; b; b = b->next) {
-            if (b->kind != kind) continue;
+            if (b->kind != kind || b->dedicated) continue;
             off = block_take(b, need);
             if (off != UINT64_MAX) break;
         }
@@ -146,10 +184,10 @@ vkllm_status vk_buf_alloc(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_bu
          * budget cannot fit a whole standard block, a block just large enough is tried. */
         uint64_t bs = need > dev->block_size ? need : dev->block_size;
         if (kind == VK_MEM_DEVICE && bs > need && dev->kind_bytes[kind] + bs > dev->budget) bs = need;
-        vkllm_status st = block_create(dev, kind, bs, &b);
-        if (st) return st;
+        if ((st = block_create(dev, kind, bs, 0, &b))) return st;
         off = block_take(b, need);
     }
+    out->dev = dev;
     out->block = b;
     out->buffer = b->buffer;
     out->offset = off;
@@ -159,22 +197,173 @@ vkllm_status vk_buf_alloc(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_bu
     return VKLLM_OK;
 }
 
+vkllm_status vk_buf_alloc_dedicated(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_buf *out) {
+    memset(out, 0, sizeof *out);
+    vkllm_status st = check_kind(dev, kind, "vk_buf_alloc_dedicated");
+    if (st) return st;
+    if (size == 0) size = 1;
+    uint64_t need = round_request(dev, size);
+    if (!need) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "%s: an allocation of %llu bytes is too large",
+                              dev->label, (unsigned long long)size);
+    vk_block *b;
+    if ((st = block_create(dev, kind, need, 1, &b))) return st;
+    b->n_free = 0; /* handed out whole */
+    out->dev = dev;
+    out->block = b;
+    out->buffer = b->buffer;
+    out->size = size;
+    out->map = b->map;
+    dev->used_bytes += need;
+    return VKLLM_OK;
+}
+
+vkllm_status vk_buf_import_host(vk_device *dev, const void *ptr, uint64_t size, vk_buf *out) {
+    memset(out, 0, sizeof *out);
+    const vkllm_device_info *info = dev->info;
+    char b1[32], b2[32];
+    if (!dev->external_host_memory)
+        return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: importing host memory needs "
+                       "VK_EXT_external_memory_host, which the device lacks", dev->label);
+    uint64_t align = info->min_imported_host_pointer_alignment;
+    if (!ptr || size == 0)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: importing %llu bytes at %p", dev->label,
+                       (unsigned long long)size, ptr);
+    if (align == 0 || (uintptr_t)ptr % align || size % align)
+        return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: cannot import %llu bytes at %p: pointer and size "
+                       "must be multiples of minImportedHostPointerAlignment (%llu)", dev->label,
+                       (unsigned long long)size, ptr, (unsigned long long)align);
+    if (size > info->max_memory_allocation_size || size > info->max_buffer_size)
+        return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: cannot import %s in one piece: the device "
+                       "allows %s per allocation and buffer", dev->label, vkl_fmt_bytes(b1, sizeof b1, size),
+                       vkl_fmt_bytes(b2, sizeof b2, info->max_memory_allocation_size < info->max_buffer_size
+                                                        ? info->max_memory_allocation_size
+                                                        : info->max_buffer_size));
+    const VkExternalMemoryHandleTypeFlagBits handle = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+    /* The buffer may name the handle type only if the driver can import it for this usage. */
+    VkPhysicalDeviceExternalBufferInfo ebi = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_BUFFER_INFO,
+                                              .usage = BUF_USAGE,
+                                              .handleType = handle};
+    VkExternalBufferProperties ebp = {.sType = VK_STRUCTURE_TYPE_EXTERNAL_BUFFER_PROPERTIES};
+    vkGetPhysicalDeviceExternalBufferProperties(dev->phys, &ebi, &ebp);
+    if (!(ebp.externalMemoryProperties.externalMemoryFeatures & VK_EXTERNAL_MEMORY_FEATURE_IMPORTABLE_BIT))
+        return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: the driver cannot import host allocations as "
+                       "storage buffers", dev->label);
+
+    vk_block *b = calloc(1, sizeof *b);
+    if (!b) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    b->size = size;
+    b->kind = VK_MEM_IMPORTED;
+    b->dedicated = 1;
+    vkllm_status st = VKLLM_OK;
+    const char *call = NULL;
+    VkExternalMemoryBufferCreateInfo ext = {.sType = VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO,
+                                            .handleTypes = handle};
+    VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+                              .pNext = &ext,
+                              .size = size,
+                              .usage = BUF_USAGE,
+                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkResult r = vkCreateBuffer(dev->device, &bci, NULL, &b->buffer);
+    if (r != VK_SUCCESS) call = "vkCreateBuffer";
+    VkMemoryRequirements req = {0};
+    VkMemoryHostPointerPropertiesEXT hp = {.sType = VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
+    if (r == VK_SUCCESS) {
+        vkGetBufferMemoryRequirements(dev->device, b->buffer, &req);
+        /* The spec's pointer is `void *`; the device only reads through it unless the caller
+         * binds the buffer for writing. */
+        r = vkGetMemoryHostPointerPropertiesEXT(dev->device, handle, (void *)(uintptr_t)ptr, &hp);
+        if (r != VK_SUCCESS) call = "vkGetMemoryHostPointerPropertiesEXT";
+    }
+    uint32_t types = hp.memoryTypeBits & req.memoryTypeBits;
+    if (r == VK_SUCCESS && req.size > size)
+        st = vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: a %llu-byte buffer needs %llu bytes of memory, more "
+                     "than the %llu imported", dev->label, (unsigned long long)size,
+                     (unsigned long long)req.size, (unsigned long long)size);
+    else if (r == VK_SUCCESS && !types)
+        st = vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: no memory type fits both the host pointer (types "
+                     "0x%x) and a storage buffer (types 0x%x)", dev->label, hp.memoryTypeBits,
+                     req.memoryTypeBits);
+    if (r == VK_SUCCESS && !st) {
+        uint32_t type = 0;
+        while (!(types & (1u << type))) type++;
+        VkImportMemoryHostPointerInfoEXT imp = {.sType = VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT,
+                                                .handleType = handle,
+                                                .pHostPointer = (void *)(uintptr_t)ptr};
+        VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                                    .pNext = &imp,
+                                    .allocationSize = size, /* a multiple of the import alignment */
+                                    .memoryTypeIndex = type};
+        r = vkAllocateMemory(dev->device, &mai, NULL, &b->memory);
+        if (r != VK_SUCCESS) call = "vkAllocateMemory (host pointer import)";
+    }
+    if (r == VK_SUCCESS && !st) {
+        r = vkBindBufferMemory(dev->device, b->buffer, b->memory, 0);
+        if (r != VK_SUCCESS) call = "vkBindBufferMemory";
+    }
+    if (r != VK_SUCCESS) st = vk_check(r, call, __FILE__, __LINE__);
+    if (st) {
+        block_destroy(dev, b);
+        vkl_err_context("%s: importing %s of host memory at %p", dev->label,
+                        vkl_fmt_bytes(b1, sizeof b1, size), ptr);
+        return st;
+    }
+    block_link(dev, b);
+    out->dev = dev;
+    out->block = b;
+    out->buffer = b->buffer;
+    out->size = size;
+    /* The caller's pointer is this memory's mapping, so vk_buf_read is a memcpy. */
+    out->map = (void *)(uintptr_t)ptr;
+    return VKLLM_OK;
+}
+
+void vk_buf_view(const vk_buf *parent, uint64_t off, uint64_t size, vk_buf *out) {
+    /* Out of range gives an unallocated buffer, which every later use refuses. */
+    vk_buf v = {0};
+    uint64_t end;
+    if (parent && parent->block && vkl_add_u64(off, size, &end) && end <= parent->size) {
+        v = *parent;
+        v.offset = parent->offset + off;
+        v.size = size;
+        v.map = parent->map ? (char *)parent->map + off : NULL;
+    }
+    *out = v;
+}
+
 void vk_buf_free(vk_device *dev, vk_buf *buf) {
     if (!buf || !buf->block) return;
-    uint64_t need = vkl_align_up(buf->size ? buf->size : 1, dev->alignment);
-    block_give(buf->block, buf->offset, need);
-    dev->used_bytes -= need;
+    /* The owner's allocator, whichever opening the caller named. */
+    if (buf->dev) dev = buf->dev;
     vk_block *b = buf->block;
-    /* Return wholly free blocks to the driver so budgets reflect what is really held. */
-    if (b->n_free == 1 && b->free_off[0] == 0 && b->free_len[0] == b->size) {
-        vk_block **pp = &dev->blocks;
-        while (*pp && *pp != b) pp = &(*pp)->next;
-        if (*pp) *pp = b->next;
-        dev->kind_bytes[b->kind] -= b->size;
-        block_destroy(dev, b);
+    if (b->dedicated) {
+        uint64_t whole = b->kind == VK_MEM_IMPORTED ? buf->size : round_request(dev, buf->size);
+        /* A view cannot be told from its parent in general; this catches the views that
+         * differ from it, which would otherwise release memory the parent still uses. */
+        if (buf->offset != 0 || whole != b->size) {
+            vkl_log(VKLLM_LOG_ERROR, "%s: vk_buf_free of a %llu-byte view at offset %llu ignored: "
+                    "views are never freed", dev->label, (unsigned long long)buf->size,
+                    (unsigned long long)buf->offset);
+            return;
+        }
+        if (b->kind != VK_MEM_IMPORTED) dev->used_bytes -= b->size;
+        block_unlink_destroy(dev, b);
+        memset(buf, 0, sizeof *buf);
+        return;
     }
+    uint64_t need = round_request(dev, buf->size);
+    if (buf->offset % dev->alignment) {
+        vkl_log(VKLLM_LOG_ERROR, "%s: vk_buf_free of a view at offset %llu ignored: views are "
+                "never freed", dev->label, (unsigned long long)buf->offset);
+        return;
+    }
+    block_give(b, buf->offset, need);
+    dev->used_bytes -= need;
+    /* Return wholly free blocks to the driver so budgets reflect what is really held. */
+    if (b->n_free == 1 && b->free_off[0] == 0 && b->free_len[0] == b->size) block_unlink_destroy(dev, b);
     memset(buf, 0, sizeof *buf);
 }
+
+int vk_device_mappable(const vk_device *dev) { return dev->mem_mapped[VK_MEM_DEVICE]; }
 
 void vk_mem_release_all(vk_device *dev) {
     while (dev->blocks) {
@@ -182,7 +371,8 @@ void vk_mem_release_all(vk_device *dev) {
         dev->blocks = b->next;
         block_destroy(dev, b);
     }
-    dev->kind_bytes[0] = dev->kind_bytes[1] = dev->used_bytes = 0;
+    memset(dev->kind_bytes, 0, sizeof dev->kind_bytes);
+    dev->used_bytes = 0;
 }
 
 void vk_mem_get_stats(const vk_device *dev, vk_mem_stats *out) {
@@ -190,28 +380,54 @@ void vk_mem_get_stats(const vk_device *dev, vk_mem_stats *out) {
     out->budget = dev->budget;
     out->device_bytes = dev->kind_bytes[VK_MEM_DEVICE];
     out->host_bytes = dev->kind_bytes[VK_MEM_HOST];
+    out->imported_bytes = dev->kind_bytes[VK_MEM_IMPORTED];
     out->used_bytes = dev->used_bytes;
     for (vk_block *b = dev->blocks; b; b = b->next) out->blocks++;
 }
 
 /* ---- staging ring ---- */
 
-static vkllm_status staging_ready(vk_device *dev) {
-    if (dev->staging[0].buf.block) return VKLLM_OK;
+void vk_staging_release(vk_device *dev) {
     for (int i = 0; i < 2; i++) {
         vk_staging_slot *s = &dev->staging[i];
-        vkllm_status st = vk_buf_alloc(dev, VK_MEM_HOST, STAGING_SLOT_SIZE, &s->buf);
-        if (st) return st;
+        if (s->fence) vkDestroyFence(dev->device, s->fence, NULL);
+        if (s->cb) vkFreeCommandBuffers(dev->device, dev->cmd_pool, 1, &s->cb);
+        vk_buf_free(dev, &s->buf);
+        memset(s, 0, sizeof *s);
+    }
+}
+
+/* Each slot is a dedicated allocation so that the ring holds exactly VK_STAGING_BYTES, which
+ * the planner reserves, and never shares a block with the caller's host buffers. */
+static vkllm_status staging_ready(vk_device *dev) {
+    if (dev->staging[1].fence) return VKLLM_OK;
+    vkllm_status st = VKLLM_OK;
+    for (int i = 0; i < 2 && !st; i++) {
+        vk_staging_slot *s = &dev->staging[i];
+        st = vk_buf_alloc_dedicated(dev, VK_MEM_HOST, VK_STAGING_SLOT_BYTES, &s->buf);
+        if (st) break;
         VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                           .commandPool = dev->cmd_pool,
                                           .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                           .commandBufferCount = 1};
-        VK_TRY(vkAllocateCommandBuffers(dev->device, &ai, &s->cb));
+        VkResult r = vkAllocateCommandBuffers(dev->device, &ai, &s->cb);
+        if (r != VK_SUCCESS) {
+            s->cb = VK_NULL_HANDLE;
+            st = vk_check(r, "vkAllocateCommandBuffers", __FILE__, __LINE__);
+            break;
+        }
         VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-        VK_TRY(vkCreateFence(dev->device, &fi, NULL, &s->fence));
+        r = vkCreateFence(dev->device, &fi, NULL, &s->fence);
+        if (r != VK_SUCCESS) {
+            s->fence = VK_NULL_HANDLE;
+            st = vk_check(r, "vkCreateFence", __FILE__, __LINE__);
+        }
     }
-    dev->staging_size = STAGING_SLOT_SIZE;
-    return VKLLM_OK;
+    if (st) {
+        vk_staging_release(dev); /* nothing was submitted yet: a half-built ring goes whole */
+        vkl_err_context("%s: creating the staging ring", dev->label);
+    }
+    return st;
 }
 
 static vkllm_status staging_wait(vk_device *dev, vk_staging_slot *s) {
@@ -248,9 +464,14 @@ static vkllm_status staging_copy(vk_device *dev, vk_staging_slot *s, VkBuffer sr
     return VKLLM_OK;
 }
 
-static vkllm_status check_range(const vk_buf *buf, uint64_t off, uint64_t size) {
+static vkllm_status check_range(const vk_device *dev, const vk_buf *buf, uint64_t off, uint64_t size) {
     uint64_t end;
-    if (!buf || !buf->block) return vkl_err(VKLLM_ERR_INVALID_ARG, "transfer on an unallocated buffer");
+    if (!buf || !buf->block)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: transfer on an unallocated buffer (or an "
+                       "out-of-range view)", dev->label);
+    if (buf->dev != dev)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "transfer through %s on a buffer of %s", dev->label,
+                       buf->dev ? buf->dev->label : "no device");
     if (!vkl_add_u64(off, size, &end) || end > buf->size)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "transfer of %llu bytes at offset %llu overruns a "
                        "%llu-byte buffer", (unsigned long long)size, (unsigned long long)off,
@@ -259,7 +480,7 @@ static vkllm_status check_range(const vk_buf *buf, uint64_t off, uint64_t size) 
 }
 
 vkllm_status vk_buf_write(vk_device *dev, const vk_buf *buf, uint64_t off, const void *src, uint64_t size) {
-    vkllm_status st = check_range(buf, off, size);
+    vkllm_status st = check_range(dev, buf, off, size);
     if (st) return st;
     if (buf->map) {
         memcpy((char *)buf->map + off, src, size);
@@ -273,7 +494,7 @@ vkllm_status vk_buf_write(vk_device *dev, const vk_buf *buf, uint64_t off, const
     while (done < size) {
         vk_staging_slot *s = &dev->staging[slot];
         if ((st = staging_wait(dev, s))) return st;
-        uint64_t n = size - done < dev->staging_size ? size - done : dev->staging_size;
+        uint64_t n = size - done < VK_STAGING_SLOT_BYTES ? size - done : VK_STAGING_SLOT_BYTES;
         memcpy(s->buf.map, p + done, n);
         st = staging_copy(dev, s, s->buf.buffer, s->buf.offset, buf->buffer, buf->offset + off + done, n);
         if (st) return st;
@@ -285,7 +506,7 @@ vkllm_status vk_buf_write(vk_device *dev, const vk_buf *buf, uint64_t off, const
 }
 
 vkllm_status vk_buf_read(vk_device *dev, const vk_buf *buf, uint64_t off, void *dst, uint64_t size) {
-    vkllm_status st = check_range(buf, off, size);
+    vkllm_status st = check_range(dev, buf, off, size);
     if (st) return st;
     if (buf->map) {
         memcpy(dst, (const char *)buf->map + off, size);
@@ -296,7 +517,7 @@ vkllm_status vk_buf_read(vk_device *dev, const vk_buf *buf, uint64_t off, void *
     uint64_t done = 0;
     while (done < size) {
         vk_staging_slot *s = &dev->staging[0];
-        uint64_t n = size - done < dev->staging_size ? size - done : dev->staging_size;
+        uint64_t n = size - done < VK_STAGING_SLOT_BYTES ? size - done : VK_STAGING_SLOT_BYTES;
         st = staging_copy(dev, s, buf->buffer, buf->offset + off + done, s->buf.buffer, s->buf.offset, n);
         if (st) return st;
         if ((st = staging_wait(dev, s))) return st;

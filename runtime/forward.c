@@ -1,0 +1,79 @@
+/* The walk over stages. For chunk k and stage s: wait for s's previous chunk (its buffers are
+ * reused), wait for s-1's chunk k (its output is s's input), hand the hidden state over, and
+ * submit. Stage 0 of chunk k+1 is submitted right after the last stage of chunk k, so with
+ * several chunks the devices work at the same time. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/forward.h"
+#include "vk/util.h"
+
+struct fwd_ctx {
+    uint32_t n_stages;
+    gpu_ctx **c;        /* (n_stages) */
+    gpu_stage *const *stages;
+    uint32_t n_ctx, n_batch;
+    int kv_f16;
+};
+
+void fwd_ctx_free(fwd_ctx *f) {
+    if (!f) return;
+    for (uint32_t s = 0; f->c && s < f->n_stages; s++) gpu_ctx_free(f->c[s]);
+    free(f->c);
+    free(f);
+}
+
+vkllm_status fwd_ctx_create(gpu_stage *const *stages, uint32_t n_stages, uint32_t n_ctx, uint32_t n_batch,
+                            int kv_f16, fwd_ctx **out) {
+    *out = NULL;
+    fwd_ctx *f = calloc(1, sizeof *f);
+    if (!f) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    f->n_stages = n_stages;
+    f->stages = stages;
+    f->n_ctx = n_ctx;
+    f->n_batch = n_batch;
+    f->kv_f16 = kv_f16;
+    f->c = calloc(n_stages ? n_stages : 1, sizeof *f->c);
+    vkllm_status st = f->c ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    for (uint32_t s = 0; !st && s < n_stages; s++) st = gpu_ctx_create(stages[s], n_ctx, n_batch, kv_f16, &f->c[s]);
+    if (st) {
+        fwd_ctx_free(f);
+        return st;
+    }
+    *out = f;
+    return VKLLM_OK;
+}
+
+uint32_t fwd_n_ctx(const fwd_ctx *f) { return f->n_ctx; }
+uint32_t fwd_n_batch(const fwd_ctx *f) { return f->n_batch; }
+int fwd_kv_f16(const fwd_ctx *f) { return f->kv_f16; }
+
+vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want,
+                      float *logits, int32_t *argmax) {
+    if (n == 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "nothing to evaluate");
+    if ((uint64_t)pos + n > f->n_ctx)
+        return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u of %u positions used, %u more requested",
+                       pos, f->n_ctx, n);
+    uint32_t S = f->n_stages, nb = f->n_batch;
+    /* VKLLM_NO_PIPELINE=1 waits for each stage before the next starts: what pipelining gains
+     * is measured against it. */
+    const char *np = getenv("VKLLM_NO_PIPELINE");
+    int pipeline = !(np && *np && strcmp(np, "0"));
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t i = 0; !st && i < n; i += nb) {
+        uint32_t cn = n - i < nb ? n - i : nb;
+        gpu_out w = i + cn == n ? want : GPU_OUT_NONE;
+        for (uint32_t s = 0; !st && s < S; s++) {
+            st = gpu_stage_wait(f->c[s], logits, argmax);
+            if (!st && s > 0) st = gpu_stage_wait(f->c[s - 1], NULL, NULL);
+            if (!st) st = gpu_stage_submit(f->c[s], tokens + i, s ? gpu_stage_x_out(f->c[s - 1]) : NULL, cn, pos + i, w);
+            if (!st && !pipeline && s + 1 < S) st = gpu_stage_wait(f->c[s], NULL, NULL);
+        }
+    }
+    /* Collect the last chunk (logits on the output stage), or drain after an error. */
+    for (uint32_t s = 0; s < S; s++) {
+        vkllm_status ws = gpu_stage_wait(f->c[s], logits, argmax);
+        if (!st) st = ws;
+    }
+    return st;
+}

@@ -1,0 +1,26 @@
+/* The forward pass over a model's stages (runtime/gpu_forward.h), one per layer range and
+ * device: prompts in chunks of n_batch tokens, the hidden state handed from stage to stage
+ * through host memory, and chunks pipelined so that stage s works on chunk k+1 while stage
+ * s+1 works on chunk k. The host waits on one device's fence at a time, never on all. */
+#ifndef VKLLM_FORWARD_H
+#define VKLLM_FORWARD_H
+
+#include "runtime/gpu_forward.h"
+
+typedef struct fwd_ctx fwd_ctx;
+
+/* A context on every stage: each its KV cache for its layers and its activations. */
+vkllm_status fwd_ctx_create(gpu_stage *const *stages, uint32_t n_stages, uint32_t n_ctx, uint32_t n_batch,
+                            int kv_f16, fwd_ctx **out);
+void fwd_ctx_free(fwd_ctx *f);
+uint32_t fwd_n_ctx(const fwd_ctx *f);
+uint32_t fwd_n_batch(const fwd_ctx *f);
+int fwd_kv_f16(const fwd_ctx *f);
+
+/* Runs tokens at positions pos.. in chunks; after the last chunk stores the last token's
+ * logits (n_vocab floats) or argmax per want. VKLLM_ERR_CONTEXT_FULL before any work when
+ * they do not fit. */
+vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want,
+                      float *logits, int32_t *argmax);
+
+#endif
