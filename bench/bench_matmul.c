@@ -210,7 +210,6 @@ static void bench_type(bench *B, uint32_t type, int do_mv, int do_mm) {
         snprintf(shape, sizeof shape, "%ux%u", B->rows, B->cols);
         for (size_t v = 0; v < sizeof mv_variants / sizeof mv_variants[0]; v++) {
             const kern_matvec_cfg *cfg = &mv_variants[v];
-            if (cfg->by_row && t->block > 32) continue; /* matvec_rows.comp serves blocks <= 32 */
             if (cfg->by_row)
                 snprintf(label, sizeof label, "matvec%zu by-row wg%u rl%u", v + 1, cfg->wg, cfg->rows);
             else
@@ -226,7 +225,6 @@ static void bench_type(bench *B, uint32_t type, int do_mv, int do_mm) {
         snprintf(shape, sizeof shape, "%ux%ux%u", B->rows, B->cols, B->ntok);
         for (size_t v = 0; v < sizeof mm_variants / sizeof mm_variants[0]; v++) {
             const kern_matmul_cfg *cfg = &mm_variants[v];
-            if (cfg->by_row && t->block > 32) continue;
             if (cfg->by_row)
                 snprintf(label, sizeof label, "matmul%zu by-row %u rl%u nt%u", v + 1, cfg->bm, cfg->tm, cfg->tn);
             else

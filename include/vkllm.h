@@ -190,6 +190,9 @@ typedef struct vkllm_model_params {
     double device_gbps[VKLLM_MAX_DEVICES];
     double host_gbps;
     int validation; /* enable the Khronos validation layer */
+    /* Time every GPU op of this model's evaluations with timestamps, for
+     * vkllm_context_get_profile (a timestamp per dispatch: evaluation gets a little slower). */
+    int profile;
     vkllm_progress_fn progress;
     void *progress_user;
 } vkllm_model_params;
@@ -284,10 +287,22 @@ VKLLM_API vkllm_status vkllm_plan_get_device(const vkllm_plan *plan, uint32_t i,
 VKLLM_API vkllm_status vkllm_plan_get_layer(const vkllm_plan *plan, uint32_t layer, vkllm_plan_layer *out);
 
 /* Measures how fast the model's device can merely read memory (GB/s): a streaming-read
- * kernel over `bytes` (0 = 64 MiB), timed with GPU timestamps on a second opening of the
- * same device. Decoding one token reads every weight once, so gbps * 1e9 / size_bytes is the
- * bound that benchmarks report their tokens/s against. */
+ * kernel over `bytes`, timed with GPU timestamps on a second opening of the same device; the
+ * median of 7 passes. bytes 0 = the model's weight bytes, at most 1 GiB and at most half of
+ * what the device's budget has left (a buffer much larger than any cache, read as several
+ * bindings where one binding cannot span it). Decoding one token reads every weight once, so
+ * gbps * 1e9 / size_bytes is the bound that benchmarks report their tokens/s against. */
 VKLLM_API vkllm_status vkllm_measure_read_bandwidth(const vkllm_model *model, uint64_t bytes, double *gbps);
+
+typedef struct vkllm_bandwidth {
+    double gbps;               /* median of the passes */
+    double gbps_min, gbps_max; /* the slowest and the fastest pass */
+    uint64_t bytes;            /* bytes each pass read (less than asked if the device refused) */
+    uint32_t passes;
+} vkllm_bandwidth;
+/* vkllm_measure_read_bandwidth with the spread: `passes` timed passes (0 = 7). */
+VKLLM_API vkllm_status vkllm_measure_read_bandwidth_stats(const vkllm_model *model, uint64_t bytes, uint32_t passes,
+                                                          vkllm_bandwidth *out);
 
 /* ------------------------------------------------------------- tokenizer ---- */
 
@@ -326,6 +341,24 @@ VKLLM_API void vkllm_context_reset(vkllm_context *ctx);
 /* Positions used so far, and the capacity. */
 VKLLM_API uint32_t vkllm_context_pos(const vkllm_context *ctx);
 VKLLM_API uint32_t vkllm_context_size(const vkllm_context *ctx);
+
+/* Per-op GPU time of a context's evaluations (a model loaded with params.profile): one entry
+ * per op and weight type, in the order they first ran, summed over every evaluation since the
+ * context was created or last reset and over all the devices it spans. */
+typedef struct vkllm_profile_entry {
+    char op[24];    /* "matvec", "matmul", "attention", "rmsnorm", "rope", "kv_write", "swiglu",
+                       "add", "embed", "argmax" */
+    char type[16];  /* weight type of products and embed ("q4_0", "q4_K"); "" for the others */
+    uint64_t calls; /* times the op ran (one call may be several dispatches) */
+    double ms;      /* GPU time between the timestamps around its dispatches */
+    uint64_t bytes; /* bytes it must read and write: weights, activations, KV cache */
+    uint64_t flops; /* 2 per multiply-add of products and attention; 0 for the others */
+} vkllm_profile_entry;
+/* *out: *count entries, released with vkllm_free(). VKLLM_ERR_UNSUPPORTED when the model was
+ * loaded without params.profile. */
+VKLLM_API vkllm_status vkllm_context_get_profile(const vkllm_context *ctx, vkllm_profile_entry **out,
+                                                 uint32_t *count);
+VKLLM_API void vkllm_context_reset_profile(vkllm_context *ctx);
 
 /* Runs tokens through the model at the next positions (prompt chunks are processed as
  * matrix products, n_batch at a time) and keeps the logits of the last one.

@@ -11,6 +11,7 @@
 #include "runtime/forward.h"
 #include "runtime/gpu_forward.h"
 #include "runtime/plan.h"
+#include "runtime/profile.h"
 #include "runtime/kern_stream.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
@@ -43,6 +44,8 @@ struct vkllm_model {
     gpu_stage *stages[PLAN_MAX_DEVICES + 1];
     fwd_ctx *reserved;                  /* the planned context, allocated at load; taken by the
                                            first vkllm_context_create with the same sizes */
+    uint32_t failed_device;             /* position of the opening whose allocation failed */
+    int profile;                        /* devices opened with timestamps (params.profile) */
     vkllm_model_info info;
 };
 
@@ -52,6 +55,7 @@ struct vkllm_context {
     uint32_t pos;
     float *logits; /* (n_vocab) */
     int logits_valid;
+    prof *prof;    /* per-op GPU time when the model profiles; NULL otherwise */
 };
 
 struct vkllm_vocab {
@@ -350,25 +354,24 @@ static vkllm_status alloc_all(vkllm_model *m) {
     const plan *p = m->plan->p;
     vkllm_status st = VKLLM_OK;
     for (uint32_t s = 0; !st && s < p->n_stages; s++) {
+        m->failed_device = p->stages[s].device;
         st = gpu_stage_alloc(m->dev[p->stages[s].device], m->desc, p, s, &m->stages[s]);
         if (!st) m->n_stages = s + 1;
     }
-    if (!st) st = fwd_ctx_create(m->stages, m->n_stages, p->n_ctx, p->n_batch, p->kv_f16, &m->reserved);
-    return st;
-}
-
-/* The opening whose budget an allocation failure exceeded in reality: the one whose held bytes
- * are below its plan. UINT32_MAX when none is. */
-static uint32_t short_device(const vkllm_model *m, uint64_t *gave) {
-    for (uint32_t d = 0; d < m->n_devices; d++) {
-        vk_mem_stats ms;
-        vk_mem_get_stats(m->dev[d], &ms);
-        if (ms.device_bytes < m->plan->p->use[d].used) {
-            *gave = ms.device_bytes;
-            return d;
+    if (!st) {
+        /* The context's buffers go stage by stage too; a failure is on the device that was
+         * below its plan when it happened. */
+        st = fwd_ctx_create(m->stages, m->n_stages, p->n_ctx, p->n_batch, p->kv_f16, &m->reserved);
+        for (uint32_t d = 0; st && d < m->n_devices; d++) {
+            vk_mem_stats ms;
+            vk_mem_get_stats(m->dev[d], &ms);
+            if (ms.peak_device_bytes < p->use[d].used) {
+                m->failed_device = d;
+                break;
+            }
         }
     }
-    return UINT32_MAX;
+    return st;
 }
 
 typedef struct progress_relay {
@@ -424,14 +427,21 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
         if ((st = wrap_plan(pp, idx, m->desc, m->file, &m->plan))) goto fail;
     }
     m->n_devices = m->plan->p->n_devices;
+    m->profile = p->profile != 0;
+    /* Tests: VKLLM_TEST_DEVICE_GIVES=BYTES makes the first opening refuse allocations past
+     * that, as a card whose memory another program took. */
+    const char *gives = getenv("VKLLM_TEST_DEVICE_GIVES");
     for (uint32_t d = 0; d < m->n_devices; d++) {
-        vk_device_opts o = {.budget = m->plan->p->dev[d].budget};
+        vk_device_opts o = {.budget = m->plan->p->dev[d].budget, .enable_timestamps = p->profile != 0};
+        if (d == 0 && gives && *gives) o.fail_above = strtoull(gives, NULL, 10);
         if ((st = vk_device_open(m->inst, m->plan->device_index[d], &o, &m->dev[d]))) goto fail;
     }
     st = alloc_all(m);
-    uint64_t gave = 0;
-    uint32_t d_short;
-    if (st == VKLLM_ERR_OUT_OF_MEMORY && !p->plan && (d_short = short_device(m, &gave)) != UINT32_MAX) {
+    if (st == VKLLM_ERR_OUT_OF_MEMORY && !p->plan) {
+        uint32_t d_short = m->failed_device;
+        vk_mem_stats ms;
+        vk_mem_get_stats(m->dev[d_short], &ms);
+        uint64_t gave = ms.peak_device_bytes;
         /* The budget lied (another program holds memory): plan once more with what the device
          * really gave, and say so. */
         char b1[32], b2[32];
@@ -449,8 +459,9 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
     if (st) {
         char b1[32], b2[32];
         const plan *pl = m->plan->p;
-        vkl_err_context("loading %s: planned %s on %s and %s in host memory", path,
-                        vkl_fmt_bytes(b1, sizeof b1, pl->use[0].used), pl->dev[0].name,
+        uint32_t d = m->failed_device < pl->n_devices ? m->failed_device : 0;
+        vkl_err_context("loading %s: the plan puts %s on %s and %s in host memory", path,
+                        vkl_fmt_bytes(b1, sizeof b1, pl->use[d].used), pl->dev[d].name,
                         vkl_fmt_bytes(b2, sizeof b2, pl->host_bytes));
         goto fail;
     }
@@ -504,13 +515,36 @@ uint64_t api_model_bytes_uploaded(const vkllm_model *m) {
 
 vk_device *api_model_device(const vkllm_model *m, uint32_t i) { return m && i < m->n_devices ? m->dev[i] : NULL; }
 
-vkllm_status vkllm_measure_read_bandwidth(const vkllm_model *m, uint64_t bytes, double *gbps) {
-    *gbps = 0;
+vkllm_status vkllm_measure_read_bandwidth_stats(const vkllm_model *m, uint64_t bytes, uint32_t passes,
+                                                vkllm_bandwidth *out) {
+    if (!m || !out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_measure_read_bandwidth: model or out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!bytes) {
+        /* Far beyond any last-level cache, yet no more than the weights decoding reads (a small
+         * model's weights stay in cache, and so may the yardstick) and than the device has left
+         * besides the model. */
+        bytes = m->info.size_bytes < (1ull << 30) ? m->info.size_bytes : (1ull << 30);
+        vk_mem_stats ms;
+        vk_mem_get_stats(m->dev[0], &ms);
+        uint64_t left = ms.budget > ms.device_bytes ? ms.budget - ms.device_bytes : 0;
+        if (bytes > left / 2) bytes = left / 2;
+        if (bytes < (1ull << 20)) bytes = 1ull << 20;
+    }
     vk_device *dev = NULL;
     vk_device_opts o = {.enable_timestamps = 1};
+    kern_stream_result r;
     vkllm_status st = vk_device_open(m->inst, m->plan->device_index[0], &o, &dev);
-    if (!st) st = kern_stream_gbps(dev, bytes ? bytes : (64ull << 20), 5, gbps);
+    if (!st) st = kern_stream_measure(dev, bytes, passes ? passes : 7, &r);
     vk_device_close(dev);
+    if (st) return st;
+    *out = (vkllm_bandwidth){r.gbps, r.gbps_min, r.gbps_max, r.bytes, r.passes};
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_measure_read_bandwidth(const vkllm_model *m, uint64_t bytes, double *gbps) {
+    vkllm_bandwidth bw;
+    vkllm_status st = vkllm_measure_read_bandwidth_stats(m, bytes, 0, &bw);
+    *gbps = bw.gbps;
     return st;
 }
 
@@ -575,7 +609,8 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
     if (!c) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     c->model = m;
     c->logits = malloc((size_t)m->desc->hp.n_vocab * sizeof(float));
-    vkllm_status st = c->logits ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (m->profile) c->prof = calloc(1, sizeof *c->prof);
+    vkllm_status st = c->logits && (c->prof || !m->profile) ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     fwd_ctx *r = m->reserved;
     if (!st && r && fwd_n_ctx(r) == n_ctx && fwd_n_batch(r) == n_batch && fwd_kv_f16(r) == kv_f16) {
         c->fwd = r; /* the context the load planned and allocated */
@@ -596,6 +631,8 @@ void vkllm_context_free(vkllm_context *c) {
     /* The planned context goes back to the model for the next vkllm_context_create. */
     if (c->fwd && !c->model->reserved) c->model->reserved = c->fwd;
     else fwd_ctx_free(c->fwd);
+    prof_free(c->prof);
+    free(c->prof);
     free(c->logits);
     free(c);
 }
@@ -617,7 +654,11 @@ static vkllm_status eval_chunks(vkllm_context *c, const int32_t *tokens, uint32_
         return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u of %u positions used, %u more requested",
                        c->pos, n_ctx, n);
     c->logits_valid = 0;
+    /* The stages add their per-op times to this context's table for this evaluation only. */
+    vkllm_model *m = c->model;
+    for (uint32_t s = 0; c->prof && s < m->n_stages; s++) m->stages[s]->prof = c->prof;
     vkllm_status st = fwd_eval(c->fwd, tokens, n, c->pos, want, c->logits, best);
+    for (uint32_t s = 0; c->prof && s < m->n_stages; s++) m->stages[s]->prof = NULL;
     if (st) return st;
     c->pos += n;
     c->logits_valid = want == GPU_OUT_LOGITS;
@@ -629,6 +670,23 @@ vkllm_status vkllm_eval(vkllm_context *c, const int32_t *tokens, uint32_t n) {
 }
 
 const float *vkllm_get_logits(const vkllm_context *c) { return c->logits_valid ? c->logits : NULL; }
+
+vkllm_status vkllm_context_get_profile(const vkllm_context *c, vkllm_profile_entry **out, uint32_t *count) {
+    if (!c || !out || !count) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_get_profile: NULL argument");
+    *out = NULL;
+    *count = 0;
+    if (!c->prof) return vkl_err(VKLLM_ERR_UNSUPPORTED, "no profile: the model was loaded without params.profile");
+    size_t n = c->prof->n ? c->prof->n : 1;
+    *out = malloc(n * sizeof **out);
+    if (!*out) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (c->prof->n) memcpy(*out, c->prof->e, c->prof->n * sizeof **out);
+    *count = c->prof->n;
+    return VKLLM_OK;
+}
+
+void vkllm_context_reset_profile(vkllm_context *c) {
+    if (c && c->prof) prof_reset(c->prof);
+}
 
 /* ---- generation ---- */
 

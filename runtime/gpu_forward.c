@@ -26,6 +26,8 @@ struct gpu_ctx {
     vk_buf b[PCB_COUNT];       /* plan_ctx_buf's buffers; block NULL when not allocated */
     kern_ctx k;                /* k.batch: the submission in flight, NULL when none */
     gpu_out want;              /* of the submission in flight */
+    prof *prof;                /* s->prof when the submission in flight was recorded */
+    prof_marks marks;          /* which dispatches of k.batch each op issued (with prof) */
 };
 
 /* ---------------------------------------------------------------- weights ---- */
@@ -115,7 +117,7 @@ vkllm_status gpu_stage_alloc(vk_device *dev, const llama_model_desc *desc, const
         }
     }
     if (st) {
-        if (src) vkl_err_context("allocating %s on %s", gguf_str_c(src->name, nm, sizeof nm), vk_device_label(dev));
+        if (src) vkl_err_context("allocating %s", gguf_str_c(src->name, nm, sizeof nm));
         gpu_stage_free(s);
         return st;
     }
@@ -168,6 +170,7 @@ void gpu_ctx_free(gpu_ctx *c) {
     free(c->k_cache);
     free(c->v_cache);
     for (int i = 0; i < PCB_COUNT; i++) vk_buf_free(dev, &c->b[i]);
+    prof_marks_free(&c->marks);
     free(c);
 }
 
@@ -206,13 +209,25 @@ vkllm_status gpu_ctx_create(gpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int 
     return VKLLM_OK;
 }
 
+/* Profiling: notes that the dispatches from `first` to now were one call of op, which must
+ * move `bytes` and compute `flops`. Without profiling nothing is recorded. */
+static vkllm_status mark(gpu_ctx *c, uint32_t first, const char *op, uint32_t type, uint64_t bytes, uint64_t flops) {
+    const wtype_traits *tr = type == UINT32_MAX ? NULL : wtype_get(type);
+    return prof_mark_add(&c->marks, op, tr ? tr->name : "", first, vk_batch_dispatch_count(c->k.batch), bytes, flops);
+}
+
 /* W (rows x cols) times n rows of x: a matrix-vector product for one token, a tiled
  * matrix-matrix product for a chunk. w_buf/w_off: where the weights are read from (the
  * tensor itself, or its copy in the stream buffer). */
-static vkllm_status linear_at(kern_ctx *k, const gpu_tensor *w, const vk_buf *w_buf, uint64_t w_off,
+static vkllm_status linear_at(gpu_ctx *c, const gpu_tensor *w, const vk_buf *w_buf, uint64_t w_off,
                               const vk_buf *x, const vk_buf *y, uint32_t n) {
-    if (n == 1) return kern_matvec(k, w->type, w_buf, w_off, x, 0, y, 0, w->rows, w->cols);
-    return kern_matmul(k, w->type, w_buf, w_off, x, 0, y, 0, w->rows, w->cols, n);
+    uint32_t first = vk_batch_dispatch_count(c->k.batch);
+    vkllm_status st = n == 1 ? kern_matvec(&c->k, w->type, w_buf, w_off, x, 0, y, 0, w->rows, w->cols)
+                             : kern_matmul(&c->k, w->type, w_buf, w_off, x, 0, y, 0, w->rows, w->cols, n);
+    if (st || !c->prof) return st;
+    /* The weights once, n rows of x in and of y out. */
+    uint64_t bytes = wtype_row_bytes(w->type, w->cols) * w->rows + (uint64_t)n * (w->cols + w->rows) * 4;
+    return mark(c, first, n == 1 ? "matvec" : "matmul", w->type, bytes, 2ull * w->rows * w->cols * n);
 }
 
 /* Offset of matrix j of a layer inside one half of the stream buffer: the host-resident
@@ -251,8 +266,20 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
         st = (x);           \
         if (st) return st;  \
     } while (0)
+    /* Records one op; with profiling also marks its dispatches. bytes and flops (what the op
+     * must move and compute) are evaluated only then. */
+#define OP(name, type, bytes, flops, call)                                      \
+    do {                                                                        \
+        uint32_t first_ = vk_batch_dispatch_count(k->batch);                    \
+        TRY(call);                                                              \
+        if (c->prof) TRY(mark(c, first_, name, type, bytes, flops));           \
+    } while (0)
+    const uint64_t d = hp->n_embd, qd = (uint64_t)hp->n_head * hp->head_dim;
+    const uint64_t kvd = (uint64_t)hp->n_head_kv * hp->head_dim, kv_esz = c->kv_f16 ? 2 : 4;
+    const uint32_t NONE = UINT32_MAX;
     if (s->ps.has_embd)
-        TRY(kern_embed(k, s->token_embd.type, &s->token_embd.buf, &b[PCB_IDS], n, &b[PCB_X], hp->n_embd));
+        OP("embed", s->token_embd.type, n * (wtype_row_bytes(s->token_embd.type, d) + 4 + d * 4), 0,
+           kern_embed(k, s->token_embd.type, &s->token_embd.buf, &b[PCB_IDS], n, &b[PCB_X], hp->n_embd));
     if (stream && s->ps.n_layers) TRY(stream_layer(c, 0));
     for (uint32_t i = 0; i < s->ps.n_layers; i++) {
         const gpu_layer *L = &s->layers[i];
@@ -266,44 +293,56 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
             wb[j] = from_stream ? &b[PCB_STREAM] : &L->t[j].buf;
             wo[j] = from_stream ? (i % 2) * half + stream_slot_offset(L, j) : L->t[j].off;
         }
-        TRY(kern_rmsnorm(k, &b[PCB_X], &L->t[PT_ATTN_NORM].buf, &b[PCB_XB], n, hp->n_embd, hp->rms_eps));
-        TRY(linear_at(k, &L->t[PT_WQ], wb[PT_WQ], wo[PT_WQ], &b[PCB_XB], &b[PCB_Q], n));
-        TRY(linear_at(k, &L->t[PT_WK], wb[PT_WK], wo[PT_WK], &b[PCB_XB], &b[PCB_K], n));
-        TRY(linear_at(k, &L->t[PT_WV], wb[PT_WV], wo[PT_WV], &b[PCB_XB], &b[PCB_V], n));
-        TRY(kern_rope(k, &b[PCB_Q], n, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
-                      hp->rope_freq_scale, 0));
-        TRY(kern_rope(k, &b[PCB_K], n, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
-                      hp->rope_freq_scale, 0));
-        TRY(kern_kv_write(k, &b[PCB_K], &c->k_cache[i], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
-        TRY(kern_kv_write(k, &b[PCB_V], &c->v_cache[i], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
+        OP("rmsnorm", NONE, (2 * n + 1) * d * 4, 0,
+           kern_rmsnorm(k, &b[PCB_X], &L->t[PT_ATTN_NORM].buf, &b[PCB_XB], n, hp->n_embd, hp->rms_eps));
+        TRY(linear_at(c, &L->t[PT_WQ], wb[PT_WQ], wo[PT_WQ], &b[PCB_XB], &b[PCB_Q], n));
+        TRY(linear_at(c, &L->t[PT_WK], wb[PT_WK], wo[PT_WK], &b[PCB_XB], &b[PCB_K], n));
+        TRY(linear_at(c, &L->t[PT_WV], wb[PT_WV], wo[PT_WV], &b[PCB_XB], &b[PCB_V], n));
+        OP("rope", NONE, 2 * n * qd * 4, 0,
+           kern_rope(k, &b[PCB_Q], n, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
+                     hp->rope_freq_scale, 0));
+        OP("rope", NONE, 2 * n * kvd * 4, 0,
+           kern_rope(k, &b[PCB_K], n, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
+                     hp->rope_freq_scale, 0));
+        OP("kv_write", NONE, n * kvd * (4 + kv_esz), 0,
+           kern_kv_write(k, &b[PCB_K], &c->k_cache[i], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
+        OP("kv_write", NONE, n * kvd * (4 + kv_esz), 0,
+           kern_kv_write(k, &b[PCB_V], &c->v_cache[i], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
+        /* Queries in and out, the visible K and V once; token t sees pos + t + 1 positions. */
+        uint64_t seen = (uint64_t)n * pos + (uint64_t)n * (n + 1) / 2;
+        uint64_t att_bytes = 2 * n * qd * 4 + 2 * ((uint64_t)pos + n) * kvd * kv_esz, att_flops = 4 * seen * qd;
         if (n == 1)
-            TRY(kern_attention_split(k, &b[PCB_Q], &c->k_cache[i], &c->v_cache[i], c->kv_f16, &b[PCB_ATT], n, pos,
-                                     hp->n_head, hp->n_head_kv, hp->head_dim, scale, &b[PCB_ATTN_SCRATCH], 0));
+            OP("attention", NONE, att_bytes, att_flops,
+               kern_attention_split(k, &b[PCB_Q], &c->k_cache[i], &c->v_cache[i], c->kv_f16, &b[PCB_ATT], n, pos,
+                                    hp->n_head, hp->n_head_kv, hp->head_dim, scale, &b[PCB_ATTN_SCRATCH], 0));
         else
-            TRY(kern_attention(k, &b[PCB_Q], &c->k_cache[i], &c->v_cache[i], c->kv_f16, &b[PCB_ATT], n, pos,
-                               hp->n_head, hp->n_head_kv, hp->head_dim, scale));
-        TRY(linear_at(k, &L->t[PT_WO], wb[PT_WO], wo[PT_WO], &b[PCB_ATT], &b[PCB_XB], n));
-        TRY(kern_binary(k, KERN_ADD, &b[PCB_X], &b[PCB_XB], &b[PCB_X], n * hp->n_embd));
-        TRY(kern_rmsnorm(k, &b[PCB_X], &L->t[PT_FFN_NORM].buf, &b[PCB_XB], n, hp->n_embd, hp->rms_eps));
-        TRY(linear_at(k, &L->t[PT_GATE], wb[PT_GATE], wo[PT_GATE], &b[PCB_XB], &b[PCB_HB], n));
-        TRY(linear_at(k, &L->t[PT_UP], wb[PT_UP], wo[PT_UP], &b[PCB_XB], &b[PCB_HB2], n));
-        TRY(kern_swiglu(k, &b[PCB_HB], &b[PCB_HB2], &b[PCB_HB], n * hp->n_ff));
-        TRY(linear_at(k, &L->t[PT_DOWN], wb[PT_DOWN], wo[PT_DOWN], &b[PCB_HB], &b[PCB_XB], n));
-        TRY(kern_binary(k, KERN_ADD, &b[PCB_X], &b[PCB_XB], &b[PCB_X], n * hp->n_embd));
+            OP("attention", NONE, att_bytes, att_flops,
+               kern_attention(k, &b[PCB_Q], &c->k_cache[i], &c->v_cache[i], c->kv_f16, &b[PCB_ATT], n, pos,
+                              hp->n_head, hp->n_head_kv, hp->head_dim, scale));
+        TRY(linear_at(c, &L->t[PT_WO], wb[PT_WO], wo[PT_WO], &b[PCB_ATT], &b[PCB_XB], n));
+        OP("add", NONE, 3 * n * d * 4, 0, kern_binary(k, KERN_ADD, &b[PCB_X], &b[PCB_XB], &b[PCB_X], n * hp->n_embd));
+        OP("rmsnorm", NONE, (2 * n + 1) * d * 4, 0,
+           kern_rmsnorm(k, &b[PCB_X], &L->t[PT_FFN_NORM].buf, &b[PCB_XB], n, hp->n_embd, hp->rms_eps));
+        TRY(linear_at(c, &L->t[PT_GATE], wb[PT_GATE], wo[PT_GATE], &b[PCB_XB], &b[PCB_HB], n));
+        TRY(linear_at(c, &L->t[PT_UP], wb[PT_UP], wo[PT_UP], &b[PCB_XB], &b[PCB_HB2], n));
+        OP("swiglu", NONE, 3ull * n * hp->n_ff * 4, 0, kern_swiglu(k, &b[PCB_HB], &b[PCB_HB2], &b[PCB_HB], n * hp->n_ff));
+        TRY(linear_at(c, &L->t[PT_DOWN], wb[PT_DOWN], wo[PT_DOWN], &b[PCB_HB], &b[PCB_XB], n));
+        OP("add", NONE, 3 * n * d * 4, 0, kern_binary(k, KERN_ADD, &b[PCB_X], &b[PCB_XB], &b[PCB_X], n * hp->n_embd));
     }
     uint64_t row = (uint64_t)hp->n_embd * 4;
     if (!s->ps.has_output) return vk_batch_copy(k->batch, &b[PCB_X], 0, &b[PCB_X_HOST], 0, (uint64_t)n * row);
     if (want == GPU_OUT_NONE) return VKLLM_OK;
     TRY(vk_batch_copy(k->batch, &b[PCB_X], (uint64_t)(n - 1) * row, &b[PCB_ATT], 0, row));
-    TRY(kern_rmsnorm(k, &b[PCB_ATT], &s->output_norm.buf, &b[PCB_LAST], 1, hp->n_embd, hp->rms_eps));
-    TRY(kern_matvec(k, s->output.type, &s->output.buf, s->output.off, &b[PCB_LAST], 0, &b[PCB_LOGITS], 0,
-                    s->output.rows, s->output.cols));
+    OP("rmsnorm", NONE, 3 * d * 4, 0,
+       kern_rmsnorm(k, &b[PCB_ATT], &s->output_norm.buf, &b[PCB_LAST], 1, hp->n_embd, hp->rms_eps));
+    TRY(linear_at(c, &s->output, &s->output.buf, s->output.off, &b[PCB_LAST], &b[PCB_LOGITS], 1));
     if (want == GPU_OUT_ARGMAX) {
-        TRY(kern_argmax(k, &b[PCB_LOGITS], hp->n_vocab, &b[PCB_BEST]));
+        OP("argmax", NONE, (uint64_t)hp->n_vocab * 4 + 4, 0, kern_argmax(k, &b[PCB_LOGITS], hp->n_vocab, &b[PCB_BEST]));
         TRY(vk_batch_copy(k->batch, &b[PCB_BEST], 0, &b[PCB_BEST_HOST], 0, 4));
     } else {
         TRY(vk_batch_copy(k->batch, &b[PCB_LOGITS], 0, &b[PCB_LOGITS_HOST], 0, (uint64_t)hp->n_vocab * 4));
     }
+#undef OP
 #undef TRY
     return VKLLM_OK;
 }
@@ -328,6 +367,8 @@ vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_
     }
     if (st) return st;
     if ((st = vk_batch_begin(s->dev, &c->k.batch))) return st;
+    c->prof = s->prof;
+    c->marks.n = 0;
     st = record(c, n, pos, want);
     if (!st) st = vk_batch_submit(c->k.batch);
     if (st) {
@@ -342,6 +383,7 @@ vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_
 vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax) {
     if (!c->k.batch) return VKLLM_OK;
     vkllm_status st = vk_batch_wait(c->k.batch);
+    if (!st && c->prof) st = prof_collect(c->prof, &c->marks, c->k.batch);
     vk_batch_free(c->k.batch);
     c->k.batch = NULL;
     if (st) return st;

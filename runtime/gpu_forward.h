@@ -12,6 +12,7 @@
 
 #include "runtime/model.h"
 #include "runtime/plan.h"
+#include "runtime/profile.h"
 #include "vk/vk.h"
 
 typedef struct gpu_tensor {
@@ -39,6 +40,9 @@ typedef struct gpu_stage {
     gpu_tensor token_embd, output_norm, output; /* as the stage has them */
     gpu_layer *layers;           /* (ps.n_layers): layer ps.first_layer + i */
     uint64_t bytes_uploaded;     /* tensor bytes read from the file so far */
+    /* Where submissions add their per-op GPU time (the device needs timestamps); NULL: none.
+     * Whoever evaluates points it at its context's table for the evaluation. */
+    prof *prof;
 } gpu_stage;
 
 /* Called after each tensor upload with the bytes done so far; nonzero cancels. */

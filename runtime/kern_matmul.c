@@ -22,10 +22,10 @@ typedef struct mm_type {
     uint32_t cpu_rl;      /* CPU devices: rows per invocation of matvec_rows.comp (below) */
 } mm_type;
 
-/* cpu_rl: rows per invocation of matvec_rows.comp on CPU devices, which trades load count
- * (each x vec4 is loaded once per cpu_rl rows) against the size of the unrolled code, i.e.
- * lavapipe's compile time. 0: that kernel is not used for the type (the K-quants: their
- * 256-element blocks unroll into code that takes lavapipe 5-100 s to compile). */
+/* cpu_rl: rows per invocation of the by-row kernel on CPU devices (matvec_rows.comp, and
+ * matvec_rows_k.comp for the K-quants, whose 256-element blocks would unroll into code that
+ * takes lavapipe 5-100 s to compile), which trades load count (each x vec4 is loaded once per
+ * cpu_rl rows) against the size of the unrolled code, i.e. lavapipe's compile time. */
 static const mm_type mm_types[WTYPE_COUNT] = {
     [WTYPE_F32] = {"WTYPE_F32=1", 4, 1, 4, 4, 4, 16},
     [WTYPE_F16] = {"WTYPE_F16=1", 4, 1, 4, 2, 2, 16},
@@ -35,9 +35,9 @@ static const mm_type mm_types[WTYPE_COUNT] = {
     [WTYPE_Q5_0] = {"WTYPE_Q5_0=1", 32, 4, 8, 2, 0, 16},
     [WTYPE_Q5_1] = {"WTYPE_Q5_1=1", 32, 4, 8, 4, 0, 16},
     [WTYPE_Q8_0] = {"WTYPE_Q8_0=1", 32, 4, 8, 2, 0, 16},
-    [WTYPE_Q4_K] = {"WTYPE_Q4_K=1", 256, 16, 16, 4, 0, 0},
-    [WTYPE_Q5_K] = {"WTYPE_Q5_K=1", 256, 16, 16, 4, 0, 0},
-    [WTYPE_Q6_K] = {"WTYPE_Q6_K=1", 256, 16, 16, 2, 0, 0},
+    [WTYPE_Q4_K] = {"WTYPE_Q4_K=1", 256, 16, 16, 4, 0, 16},
+    [WTYPE_Q5_K] = {"WTYPE_Q5_K=1", 256, 16, 16, 4, 0, 16},
+    [WTYPE_Q6_K] = {"WTYPE_Q6_K=1", 256, 16, 16, 2, 0, 16},
 };
 
 /* A weight matrix as the shaders see it. */
@@ -167,10 +167,15 @@ typedef struct mm_plan {
     uint32_t group;        /* MM_BY_ROW: blocks per register load */
 } mm_plan;
 
-/* Blocks per register load for matvec_rows.comp, or 0 when it does not serve the type or
- * this layout: the row start and length must be 4-byte multiples and the row a whole number
- * of groups. */
+/* The K-quants' by-row kernel, matvec_rows_k.comp, loops over each 256-element super-block
+ * instead of unrolling it, and reads any 2-byte-aligned layout. */
+static int mm_is_k(const mm_shape *s) { return s->t->block == 256; }
+
+/* Blocks per register load for matvec_rows.comp (1 for matvec_rows_k.comp), or 0 when it does
+ * not serve the type or this layout: the row start and length must be 4-byte multiples and the
+ * row a whole number of groups. */
 static uint32_t mm_by_row_group(const mm_shape *s, uint32_t cols, uint64_t w_off) {
+    if (s->t->cpu_rl && mm_is_k(s)) return 1;
     if (!s->t->cpu_rl || s->ragged || w_off % 4 || s->row_bytes % 4) return 0;
     uint32_t blocks = s->units / s->t->units;
     uint32_t bytes = s->t->elem_bytes ? 4 * s->t->elem_bytes : (uint32_t)(s->row_bytes / (cols / s->t->block));
@@ -182,6 +187,15 @@ static uint32_t mm_by_row_group(const mm_shape *s, uint32_t cols, uint64_t w_off
     return blocks % need == 0 ? need : 0;
 }
 
+static const char *mm_by_row_shader(const mm_shape *s) {
+    return mm_is_k(s) ? "matvec_rows_k.comp" : "matvec_rows.comp";
+}
+
+static void mm_by_row_defines(const mm_shape *s, uint32_t group, uint32_t rl, uint32_t nt, char *out, size_t n) {
+    if (mm_is_k(s)) snprintf(out, n, "RL=%u;NT=%u", rl, nt);
+    else snprintf(out, n, "GROUP=%u;RL=%u;NT=%u", group, rl, nt);
+}
+
 static vkllm_status mm_plan_matvec(kern_ctx *k, const kern_matvec_cfg *cfg, const mm_shape *s, uint32_t cols,
                                    uint64_t w_off, mm_plan *pl) {
     if (cfg->wg == 0 || cfg->wg > vk_device_props(k->dev)->max_workgroup_invocations || cfg->rows == 0 ||
@@ -191,9 +205,9 @@ static vkllm_status mm_plan_matvec(kern_ctx *k, const kern_matvec_cfg *cfg, cons
     char more[64];
     uint32_t group = cfg->by_row ? mm_by_row_group(s, cols, w_off) : 0;
     if (group) {
-        snprintf(more, sizeof more, "GROUP=%u;RL=%u;NT=1", group, cfg->rows);
+        mm_by_row_defines(s, group, cfg->rows, 1, more, sizeof more);
         *pl = (mm_plan){MM_BY_ROW, NULL, cfg->wg, cfg->wg * cfg->rows, 1, group};
-        return mm_pipeline(k, "matvec_rows.comp", s, more, 3, 9 * 4, cfg->wg, &pl->pipe);
+        return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, cfg->wg, &pl->pipe);
     }
     uint32_t rows = cfg->by_row ? 2 : cfg->rows, wg = cfg->by_row ? 64 : cfg->wg;
     snprintf(more, sizeof more, "ROWS=%u", rows);
@@ -213,9 +227,9 @@ static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, const 
                            "of range", c->bm, c->tm, c->tn);
         if (group) {
             uint32_t wg = c->bm / c->tm;
-            snprintf(more, sizeof more, "GROUP=%u;RL=%u;NT=%u", group, c->tm, c->tn);
+            mm_by_row_defines(s, group, c->tm, c->tn, more, sizeof more);
             *pl = (mm_plan){MM_BY_ROW, NULL, wg, c->bm, c->tn, group};
-            return mm_pipeline(k, "matvec_rows.comp", s, more, 3, 9 * 4, wg, &pl->pipe);
+            return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, wg, &pl->pipe);
         }
         kern_matmul_cfg tiled = mm_tiled_default(k);
         return mm_plan_matmul(k, &tiled, s, cols, w_off, pl);

@@ -135,14 +135,15 @@ static uint64_t one_device_use(const char *path, uint32_t n_batch, uint64_t *ffn
     return pd.used_bytes;
 }
 
-static void run_type(const char *type, int full) {
+static void run_type(const char *type, int full, int tied) {
     char path[1024], name[128];
-    snprintf(name, sizeof name, "split_%s.gguf", type);
+    snprintf(name, sizeof name, "split_%s%s.gguf", type, tied ? "_tied" : "");
     th_tmp_path(name, path, sizeof path);
     synth_opts o;
     synth_default_opts(&o);
     o.dim = 256, o.n_layer = 4, o.n_ff = 512, o.n_head = 4, o.n_head_kv = 2, o.n_vocab = 512, o.n_ctx = N_CTX;
     o.type = type;
+    o.tied = tied; /* output = token_embd: a copy on the output stage's device */
     o.seed = 11;
     CHECK_OK(synth_write_file(&o, path));
 
@@ -285,6 +286,60 @@ static void test_early_failure(void) {
     remove(path);
 }
 
+static int replan_logs;
+
+static void on_log_replan(vkllm_log_level level, const char *msg, void *user) {
+    if (strstr(msg, "planning again")) replan_logs++;
+    on_log(level, msg, user);
+}
+
+/* A card that gives less than its budget says (another program took memory): an automatic
+ * placement plans again with what it gave, and says so; a given plan fails naming the device. */
+static void test_replan(void) {
+    char path[1024];
+    th_tmp_path("split_replan.gguf", path, sizeof path);
+    synth_opts o;
+    synth_default_opts(&o);
+    o.dim = 256, o.n_layer = 4, o.n_ff = 512, o.n_head = 4, o.n_head_kv = 2, o.n_vocab = 512, o.n_ctx = N_CTX;
+    o.type = "q8_0";
+    CHECK_OK(synth_write_file(&o, path));
+    uint64_t ffn = 0, use = one_device_use(path, 8, &ffn);
+    char gives[32];
+    snprintf(gives, sizeof gives, "%llu", (unsigned long long)(use * 6 / 10));
+    setenv("VKLLM_TEST_DEVICE_GIVES", gives, 1);
+    vkllm_set_log_callback(on_log_replan, NULL);
+    config cf = {"re-planned", 1, -1, {0}, 0, NULL, 8};
+    run_result ref = {0}, got = {0};
+    vkllm_plan_summary sum;
+    unsetenv("VKLLM_TEST_DEVICE_GIVES");
+    run(path, &cf, NULL, &ref, NULL);
+    setenv("VKLLM_TEST_DEVICE_GIVES", gives, 1);
+    if (run(path, &cf, NULL, &got, &sum)) {
+        compare("q8_0", &cf, &ref, &got);
+        CHECK_MSG(replan_logs == 1, "%d 'planning again' warnings", replan_logs);
+        CHECK_MSG(sum.host_ffn_tensors > 0 || sum.gpu_layers < 4, "re-plan kept everything on the device");
+    }
+    /* A plan given by the caller is obeyed or refused, never silently changed. */
+    vkllm_model_params mp;
+    vkllm_model_params_init(&mp);
+    mp.ctx.n_ctx = N_CTX;
+    mp.ctx.n_batch = 8;
+    vkllm_plan *pl = NULL;
+    CHECK_OK(vkllm_plan_model(path, &mp, NULL, &pl));
+    mp.plan = pl;
+    vkllm_model *m = NULL;
+    vkllm_status st = vkllm_model_load(path, &mp, &m);
+    CHECK_MSG(st == VKLLM_ERR_OUT_OF_MEMORY && m == NULL, "given plan on a short card: status %d", st);
+    CHECK_MSG(strstr(vkllm_last_error(), "device 0") != NULL, "message: %s", vkllm_last_error());
+    fprintf(stderr, "given plan, short card: %s\n", vkllm_last_error());
+    vkllm_plan_free(pl);
+    unsetenv("VKLLM_TEST_DEVICE_GIVES");
+    vkllm_set_log_callback(on_log, NULL);
+    free(ref.logits);
+    free(got.logits);
+    remove(path);
+}
+
 typedef struct text_out {
     char *buf;
     size_t n, cap;
@@ -349,7 +404,9 @@ int main(void) {
     static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
                                   "q4_K", "q5_K", "q6_K", "q4_K_M"};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-        run_type(types[t], 1);
+        run_type(types[t], 1, 0);
+    run_type("q8_0", 1, 1);
+    test_replan();
     test_early_failure();
     test_stories();
     CHECK_MSG(validation_logs == 0, "the validation layer reported %d message(s)", validation_logs);

@@ -183,6 +183,7 @@ vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_o
     if (info->heaps[dev->device_heap].budget && info->heaps[dev->device_heap].budget < heap)
         heap = info->heaps[dev->device_heap].budget;
     dev->budget = (opts && opts->budget) ? opts->budget : heap;
+    dev->fail_above = opts ? opts->fail_above : 0;
     uint64_t bs = (opts && opts->block_size) ? opts->block_size : DEFAULT_BLOCK_SIZE;
     if (bs > info->max_memory_allocation_size) bs = info->max_memory_allocation_size;
     if (bs > info->max_buffer_size) bs = info->max_buffer_size;

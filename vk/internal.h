@@ -61,6 +61,8 @@ struct vk_device {
     uint32_t device_heap;
     /* alignment == vk_alloc_alignment(minStorageBufferOffsetAlignment), the planner's rounding */
     uint64_t budget, block_size, alignment;
+    uint64_t fail_above; /* vk_device_opts.fail_above */
+    uint64_t peak_device_bytes;
     uint64_t kind_bytes[VK_MEM_KIND_COUNT];
     uint64_t used_bytes; /* handed out from device and host blocks (imported memory is not ours) */
     vk_block *blocks;

@@ -25,6 +25,8 @@ static void block_destroy(vk_device *dev, vk_block *b) {
 
 static void block_link(vk_device *dev, vk_block *b) {
     dev->kind_bytes[b->kind] += b->size;
+    if (b->kind == VK_MEM_DEVICE && dev->kind_bytes[b->kind] > dev->peak_device_bytes)
+        dev->peak_device_bytes = dev->kind_bytes[b->kind];
     b->next = dev->blocks;
     dev->blocks = b;
 }
@@ -78,6 +80,8 @@ static vkllm_status block_create(vk_device *dev, vk_mem_kind kind, uint64_t size
                               .usage = BUF_USAGE,
                               .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkResult r = vkCreateBuffer(dev->device, &bci, NULL, &b->buffer);
+    if (r == VK_SUCCESS && kind == VK_MEM_DEVICE && dev->fail_above && dev->kind_bytes[kind] + size > dev->fail_above)
+        r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
     VkMemoryRequirements req = {0};
     if (r == VK_SUCCESS) {
         vkGetBufferMemoryRequirements(dev->device, b->buffer, &req);
@@ -379,6 +383,7 @@ void vk_mem_get_stats(const vk_device *dev, vk_mem_stats *out) {
     memset(out, 0, sizeof *out);
     out->budget = dev->budget;
     out->device_bytes = dev->kind_bytes[VK_MEM_DEVICE];
+    out->peak_device_bytes = dev->peak_device_bytes;
     out->host_bytes = dev->kind_bytes[VK_MEM_HOST];
     out->imported_bytes = dev->kind_bytes[VK_MEM_IMPORTED];
     out->used_bytes = dev->used_bytes;

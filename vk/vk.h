@@ -44,6 +44,10 @@ typedef struct vk_device_opts {
     /* Block size for suballocation; 0 = default (256 MiB, clamped to the device limits). */
     uint64_t block_size;
     int enable_timestamps; /* allocate a timestamp query pool per batch */
+    /* Test hook: device-local allocations past this many bytes fail as the driver's
+     * VK_ERROR_OUT_OF_DEVICE_MEMORY would (a card that has less free than its budget says);
+     * 0 = off. */
+    uint64_t fail_above;
 } vk_device_opts;
 
 vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_opts *opts,
@@ -114,6 +118,7 @@ vkllm_status vk_buf_read(vk_device *dev, const vk_buf *buf, uint64_t off, void *
 typedef struct vk_mem_stats {
     uint64_t budget;       /* device-local bytes this opening may use */
     uint64_t device_bytes; /* device-local bytes allocated (blocks) */
+    uint64_t peak_device_bytes; /* the most device_bytes ever were: after a refusal, what the card gave */
     uint64_t host_bytes;   /* host-visible (staging/readback) bytes allocated */
     uint64_t imported_bytes; /* host memory imported by vk_buf_import_host */
     uint64_t used_bytes;   /* bytes handed out to live vk_bufs */
