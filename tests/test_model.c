@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "synth_fixture.h"
 #include "runtime/cpu_forward.h"
 #include "runtime/cpu_ref.h"
 #include "runtime/gguf.h"
@@ -34,29 +35,6 @@ static void small_opts(synth_opts *o) {
     o->type = "f32";
 }
 
-/* A synthetic model in memory, opened and described. Returns the load status; on success
- * the caller owns *buf, *f and *m. */
-typedef struct loaded {
-    void *buf;
-    gguf_file *f;
-    llama_model_desc *m;
-} loaded;
-
-static vkllm_status load_synth(const synth_opts *o, loaded *l) {
-    memset(l, 0, sizeof *l);
-    size_t size = 0;
-    vkllm_status st = synth_write_memory(o, &l->buf, &size);
-    if (st == VKLLM_OK) st = gguf_open_memory(l->buf, size, &l->f);
-    if (st == VKLLM_OK) st = llama_model_load_desc(l->f, &l->m);
-    return st;
-}
-
-static void unload(loaded *l) {
-    llama_model_free_desc(l->m);
-    gguf_close(l->f);
-    free(l->buf);
-    memset(l, 0, sizeof *l);
-}
 
 /* ---------------------------------------------------------------- stories260K ---- */
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "synth_fixture.h"
 #include "runtime/gguf.h"
 #include "runtime/kern_attn.h"
 #include "runtime/model.h"
@@ -28,27 +29,6 @@ static uint64_t up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 /* One allocation of its own: at least one byte, rounded to the granularity. */
 static uint64_t rnd(uint64_t size, uint64_t a) { return up(size ? size : 1, a); }
 
-typedef struct loaded {
-    void *buf;
-    gguf_file *f;
-    llama_model_desc *m;
-} loaded;
-
-static vkllm_status load_synth(const synth_opts *o, loaded *l) {
-    memset(l, 0, sizeof *l);
-    size_t size = 0;
-    vkllm_status st = synth_write_memory(o, &l->buf, &size);
-    if (st == VKLLM_OK) st = gguf_open_memory(l->buf, size, &l->f);
-    if (st == VKLLM_OK) st = llama_model_load_desc(l->f, &l->m);
-    return st;
-}
-
-static void unload(loaded *l) {
-    llama_model_free_desc(l->m);
-    gguf_close(l->f);
-    free(l->buf);
-    memset(l, 0, sizeof *l);
-}
 
 static void opts_65b(synth_opts *o, const char *type) {
     synth_default_opts(o);

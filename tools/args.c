@@ -98,9 +98,8 @@ int parse_size(const char *opt, const char *s, uint64_t *out) {
     return 1;
 }
 
-/* Splits "a,b,c" and hands each item to fn; counts items into *n (at most VKLLM_MAX_DEVICES). */
-static int each_item(const char *opt, const char *s, uint32_t *n, int (*fn)(const char *opt, const char *item, uint32_t i, void *user),
-                     void *user) {
+int each_item(const char *opt, const char *s, uint32_t *n, int (*fn)(const char *opt, const char *item, uint32_t i, void *user),
+              void *user) {
     *n = 0;
     const char *p = s;
     for (;;) {

@@ -13,6 +13,11 @@ int parse_float(const char *opt, const char *s, double *out);
 /* A byte count with an optional K/M/G/T suffix (binary units; "512M", "1.5G", "24GiB"). */
 int parse_size(const char *opt, const char *s, uint64_t *out);
 
+/* Splits "a,b,c" and hands each item to fn (which prints its own error and returns 0 to
+ * stop); counts items into *n, at most VKLLM_MAX_DEVICES. Returns 1 on success. */
+int each_item(const char *opt, const char *s, uint32_t *n,
+              int (*fn)(const char *opt, const char *item, uint32_t i, void *user), void *user);
+
 struct vkllm_model_params;
 /* The placement options every command that loads or plans a model takes: --device LIST,
  * --device-mem LIST, --host-mem SIZE, --tensor-split LIST, --gpu-layers/-ngl N,

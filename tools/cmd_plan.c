@@ -59,33 +59,15 @@ static void fmt_range(char *buf, size_t cap, uint32_t first, uint32_t n) {
     else snprintf(buf, cap, "%u-%u", first, first + n - 1);
 }
 
-static int parse_gbps_list(const char *opt, const char *s, double *out, uint32_t *n) {
-    *n = 0;
-    const char *p = s;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char item[64];
-        double v;
-        if (len == 0 || len >= sizeof item) {
-            fprintf(stderr, "vkllm: %s expects a comma-separated list of GB/s, got '%s'\n", opt, s);
-            return 0;
-        }
-        if (*n == VKLLM_MAX_DEVICES) {
-            fprintf(stderr, "vkllm: %s takes at most %d entries\n", opt, VKLLM_MAX_DEVICES);
-            return 0;
-        }
-        memcpy(item, p, len);
-        item[len] = 0;
-        if (!parse_float(opt, item, &v)) return 0;
-        if (v <= 0) {
-            fprintf(stderr, "vkllm: %s entries must be positive, got '%s'\n", opt, item);
-            return 0;
-        }
-        out[(*n)++] = v;
-        if (!comma) return 1;
-        p = comma + 1;
+static int gbps_item(const char *opt, const char *item, uint32_t i, void *user) {
+    double v;
+    if (!parse_float(opt, item, &v)) return 0;
+    if (v <= 0) {
+        fprintf(stderr, "vkllm: %s entries must be positive GB/s, got '%s'\n", opt, item);
+        return 0;
     }
+    ((double *)user)[i] = v;
+    return 1;
 }
 
 /* Everything read back from the plan, so the text and JSON printers share one source. */
@@ -395,7 +377,7 @@ int cmd_plan(int argc, char **argv) {
             else if (!strcmp(v, "f32")) cp.kv_type = VKLLM_KV_F32;
             else { fprintf(stderr, "vkllm: --kv-type takes f16 or f32\n"); return 2; }
         }
-        else if (OPT("--bandwidth", NULL)) { if (r < 0 || !parse_gbps_list("--bandwidth", v, gbps, &n_gbps)) return 2; }
+        else if (OPT("--bandwidth", NULL)) { if (r < 0 || !each_item("--bandwidth", v, &n_gbps, gbps_item, gbps)) return 2; }
         else if (OPT("--host-bandwidth", NULL)) {
             if (r < 0 || !parse_float("--host-bandwidth", v, &mp.host_gbps)) return 2;
             if (mp.host_gbps <= 0) { fprintf(stderr, "vkllm: --host-bandwidth must be positive\n"); return 2; }
