@@ -26,7 +26,8 @@ struct gpu_ctx {
     vk_buf b[PCB_COUNT];       /* plan_ctx_buf's buffers; block NULL when not allocated */
     kern_ctx k;                /* k.batch: the submission in flight, NULL when none */
     gpu_out want;              /* of the submission in flight */
-    prof *prof;                /* s->prof when the submission in flight was recorded */
+    prof *ctx_prof;            /* where this context's evaluations add their op times, or NULL */
+    prof *prof;                /* ctx_prof (else s->prof) when the submission in flight was recorded */
     prof_marks marks;          /* which dispatches of k.batch each op issued (with prof) */
 };
 
@@ -86,15 +87,15 @@ vkllm_status gpu_stage_alloc(vk_device *dev, const llama_model_desc *desc, const
     if (stage_index >= p->n_stages) return vkl_err(VKLLM_ERR_INVALID_ARG, "stage %u of %u", stage_index, p->n_stages);
     const plan_stage *ps = &p->stages[stage_index];
     const plan_device_caps *caps = &p->dev[ps->device];
-    gpu_stage *s = calloc(1, sizeof *s);
+    gpu_stage *s = vkl_calloc(1, sizeof *s);
     if (!s) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     s->dev = dev;
     s->desc = desc;
     s->ps = *ps;
     s->stream_min_batch = p->stream_min_batch;
     s->stream_bytes = plan_stage_stream_bytes(p, ps, desc);
-    s->layers = calloc(ps->n_layers ? ps->n_layers : 1, sizeof *s->layers);
-    s->kv_host = calloc(ps->n_layers ? ps->n_layers : 1, sizeof *s->kv_host);
+    s->layers = vkl_calloc(ps->n_layers ? ps->n_layers : 1, sizeof *s->layers);
+    s->kv_host = vkl_calloc(ps->n_layers ? ps->n_layers : 1, sizeof *s->kv_host);
     vkllm_status st = (s->layers && s->kv_host) ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     char nm[160];
     const gguf_tensor *src = NULL;
@@ -105,8 +106,8 @@ vkllm_status gpu_stage_alloc(vk_device *dev, const llama_model_desc *desc, const
         s->kv_host[i] = pl->kv == PLAN_HOST;
         for (int j = 0; !st && j < PT_COUNT; j++) {
             src = plan_layer_tensor(&desc->layers[ps->first_layer + i], (plan_tensor)j);
-            st = tensor_alloc(dev, src, pl->where[j] == PLAN_HOST, caps->import_host, caps->import_align,
-                              &stage_tensors(s, i)[j]);
+            int import = plan_host_import_ok(caps, src, gguf_data_offset(desc->file) + src->offset);
+            st = tensor_alloc(dev, src, pl->where[j] == PLAN_HOST, import, caps->import_align, &stage_tensors(s, i)[j]);
         }
     }
     if (!st && ps->has_output) {
@@ -178,7 +179,7 @@ vkllm_status gpu_ctx_create(gpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int 
     *out = NULL;
     const llama_hparams *hp = &s->desc->hp;
     if (n_ctx == 0 || n_batch == 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "context size and batch must be > 0");
-    gpu_ctx *c = calloc(1, sizeof *c);
+    gpu_ctx *c = vkl_calloc(1, sizeof *c);
     if (!c) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     c->s = s;
     c->n_ctx = n_ctx;
@@ -186,8 +187,8 @@ vkllm_status gpu_ctx_create(gpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int 
     c->kv_f16 = kv_f16;
     c->k.dev = s->dev;
     uint32_t nl = s->ps.n_layers;
-    c->k_cache = calloc(nl ? nl : 1, sizeof *c->k_cache);
-    c->v_cache = calloc(nl ? nl : 1, sizeof *c->v_cache);
+    c->k_cache = vkl_calloc(nl ? nl : 1, sizeof *c->k_cache);
+    c->v_cache = vkl_calloc(nl ? nl : 1, sizeof *c->v_cache);
     vkllm_status st = (c->k_cache && c->v_cache) ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     uint64_t cache_bytes = plan_kv_bytes(hp, n_ctx, kv_f16);
     for (uint32_t l = 0; !st && l < nl; l++) {
@@ -367,7 +368,7 @@ vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_
     }
     if (st) return st;
     if ((st = vk_batch_begin(s->dev, &c->k.batch))) return st;
-    c->prof = s->prof;
+    c->prof = c->ctx_prof ? c->ctx_prof : s->prof;
     c->marks.n = 0;
     st = record(c, n, pos, want);
     if (!st) st = vk_batch_submit(c->k.batch);
@@ -394,5 +395,7 @@ vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax) {
         st = vk_buf_read(c->s->dev, &c->b[PCB_BEST_HOST], 0, argmax, 4);
     return st;
 }
+
+void gpu_ctx_set_prof(gpu_ctx *c, prof *p) { c->ctx_prof = p; }
 
 const float *gpu_stage_x_out(const gpu_ctx *c) { return (const float *)c->b[PCB_X_HOST].map; }

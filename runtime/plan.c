@@ -156,6 +156,15 @@ uint64_t plan_stage_stream_bytes(const plan *p, const plan_stage *s, const llama
     return 2 * most; /* double-buffered: the next layer's copy overlaps this layer's work */
 }
 
+int plan_host_import_ok(const plan_device_caps *c, const gguf_tensor *t, uint64_t file_offset) {
+    if (!c->import_host) return 0;
+    /* Matrices are read at any 4-byte offset inside a binding; vectors (norms) are bound
+     * whole, so their start must be a legal binding offset. */
+    int matrix = t->n_dims > 1 && t->ne[1] > 1;
+    uint64_t a = c->binding_align ? c->binding_align : 1;
+    return matrix ? file_offset % 4 == 0 : file_offset % a == 0;
+}
+
 /* ---------------------------------------------------------------- planner ---- */
 
 typedef struct planner {
@@ -177,8 +186,8 @@ static uint64_t file_offset(const planner *P, const gguf_tensor *t) {
 /* Host bytes a host-resident tensor takes for device c: the page-rounded span of the mapped
  * file it imports, or a host-visible allocation of its own. */
 static uint64_t host_tensor_cost(const planner *P, const plan_device_caps *c, const gguf_tensor *t, int *imported) {
-    *imported = c->import_host;
-    if (c->import_host) {
+    *imported = plan_host_import_ok(c, t, file_offset(P, t));
+    if (*imported) {
         uint64_t a = c->import_align ? c->import_align : 1;
         uint64_t start = file_offset(P, t);
         return vkl_align_up(start + t->size, a) - start / a * a;
@@ -630,8 +639,8 @@ vkllm_status plan_make(const plan_request *rq, plan **out) {
     vkllm_status st = check_request(rq);
     if (st) return st;
     const llama_model_desc *desc = rq->desc;
-    plan *p = calloc(1, sizeof *p);
-    plan_layer *layers = calloc(desc->hp.n_layer ? desc->hp.n_layer : 1, sizeof *layers);
+    plan *p = vkl_calloc(1, sizeof *p);
+    plan_layer *layers = vkl_calloc(desc->hp.n_layer ? desc->hp.n_layer : 1, sizeof *layers);
     if (!p || !layers) {
         free(p);
         free(layers);

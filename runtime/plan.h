@@ -45,6 +45,10 @@ void plan_caps_from_info(const vkllm_device_info *info, uint64_t budget_override
 uint64_t plan_buf_bytes(uint64_t size, uint64_t alloc_align);
 /* The allocation granularity vk/memory.c uses for a device with these limits. */
 uint64_t plan_alloc_align(uint32_t min_storage_buffer_offset_alignment);
+/* Whether a host-resident tensor whose data starts at file_offset is imported from the mapped
+ * file for a device with these caps (else it gets a host-visible copy): the device must import
+ * host memory, and the kernels must be able to read the tensor where it lies in the file. */
+int plan_host_import_ok(const plan_device_caps *caps, const gguf_tensor *t, uint64_t file_offset);
 /* Host-visible bytes the device's staging ring takes (0 when device memory is mappable). */
 uint64_t plan_staging_bytes(const plan_device_caps *caps);
 
