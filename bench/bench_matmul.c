@@ -4,12 +4,13 @@
  * bandwidth and its share of a plain streaming read (stream_read.comp (runtime/kern_stream.c)) of the same bytes.
  *
  *   build/bench_matmul [--rows R] [--cols C] [--ntok N] [--reps K] [--type q4_0,q8_0] [--mv|--mm]
- *                      [--defines "A=1;B=2"]
+ *                      [--defines "A=1;B=2"] [--variant SUBSTRING] [--min] [--cpu-time]
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime/cpu_ref.h"
 #include "runtime/kern_matmul.h"
@@ -27,8 +28,9 @@ static const uint32_t bench_types[] = {WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q
                                        WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K};
 
 /* matvec.comp variants first (coalesced, for GPUs): more rows per workgroup reuse each x load
- * more often, more invocations hide more latency. Then matvec_rows.comp (one row per
- * invocation, for CPU devices) at a few workgroup sizes. */
+ * more often, more invocations hide more latency. Then the by-row kernels (matvec_rows.comp,
+ * matvec_rows_k.comp for the K-quants: whole rows per invocation, for CPU devices) at a few
+ * workgroup sizes. */
 static const kern_matvec_cfg mv_variants[] = {
     {.wg = 32, .rows = 1},  {.wg = 64, .rows = 1},  {.wg = 64, .rows = 2},  {.wg = 64, .rows = 4},
     {.wg = 128, .rows = 2}, {.wg = 128, .rows = 4}, {.wg = 256, .rows = 4}, {.wg = 256, .rows = 8},
@@ -36,7 +38,7 @@ static const kern_matvec_cfg mv_variants[] = {
     {.by_row = 1, .wg = 32, .rows = 16}, {.by_row = 1, .wg = 8, .rows = 32},
 };
 /* matmul.comp tiles: the default, smaller and larger register tiles, shallower K steps. Then
- * matvec_rows.comp with 4..16 tokens per invocation. */
+ * the by-row kernels with 4..16 tokens per invocation. */
 static const kern_matmul_cfg mm_variants[] = {
     {.bm = 64, .bn = 64, .bk = 32, .tm = 4, .tn = 4},
     {.bm = 32, .bn = 32, .bk = 32, .tm = 4, .tn = 4},
@@ -58,6 +60,9 @@ typedef struct bench {
     double stream_gbps[16];
     uint32_t n_stream;
     const char *defines; /* --defines: extra shader defines for every kernel (experiments) */
+    const char *only;    /* --variant: run only variants whose label contains this */
+    int use_min;         /* --min: report the fastest call instead of the median */
+    int cpu_time;        /* --cpu-time: report process CPU time per call (CPU devices) */
 } bench;
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -84,8 +89,10 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Median GPU time of one call: dispatches [first, first + per_call * reps) of a finished batch. */
-static double median_call_ms(vk_batch *b, uint32_t first, uint32_t per_call, uint32_t reps) {
+/* Median (or, with use_min, fastest) GPU time of one call: dispatches [first, first + per_call *
+ * reps) of a finished batch. The fastest is the steadier figure on a machine shared with other
+ * work, where a CPU device's timings absorb every interruption. */
+static double call_ms(vk_batch *b, uint32_t first, uint32_t per_call, uint32_t reps, int use_min) {
     double *t = malloc(reps * sizeof *t);
     if (!t) return -1;
     for (uint32_t r = 0; r < reps; r++) {
@@ -93,7 +100,7 @@ static double median_call_ms(vk_batch *b, uint32_t first, uint32_t per_call, uin
         for (uint32_t i = 0; i < per_call; i++) t[r] += vk_batch_dispatch_ms(b, first + r * per_call + i);
     }
     qsort(t, reps, sizeof *t, cmp_double);
-    double m = t[reps / 2];
+    double m = t[use_min ? 0 : reps / 2];
     free(t);
     return m;
 }
@@ -128,7 +135,9 @@ static void print_row(const char *type, const char *variant, const char *shape, 
 }
 
 /* Records reps + 1 calls of one variant (the first warms up), or just one call when reps is 0;
- * returns the median call time in ms, or -1 with the error printed. */
+ * returns the median call time in ms (with --cpu-time: the CPU time of all the process's
+ * threads per call, which on a CPU device busy with other work varies far less than the
+ * wall-clock time), or -1 with the error printed. */
 static double run_variant(bench *B, bench_case *c, const kern_matvec_cfg *mv, const kern_matmul_cfg *mm,
                           uint32_t reps) {
     kern_ctx k = {.dev = B->dev, .extra_defines = B->defines};
@@ -142,8 +151,10 @@ static double run_variant(bench *B, bench_case *c, const kern_matvec_cfg *mv, co
             st = kern_matmul_ex(&k, mm, c->type, &c->bw, 0, &c->bx, 0, &c->by, 0, B->rows, B->cols, B->ntok);
         if (r == 0) per_call = vk_batch_dispatch_count(k.batch);
     }
+    clock_t c0 = clock();
     if (!st) st = vk_batch_submit_wait(k.batch);
-    double ms = (!st && reps) ? median_call_ms(k.batch, per_call, per_call, reps) : 0;
+    double cpu_ms = (double)(clock() - c0) * 1000.0 / CLOCKS_PER_SEC / (reps + 1);
+    double ms = (!st && reps) ? (B->cpu_time ? cpu_ms : call_ms(k.batch, per_call, per_call, reps, B->use_min)) : 0;
     vk_batch_free(k.batch);
     if (st) {
         printf("      skipped: %s\n", vkllm_last_error());
@@ -204,7 +215,7 @@ static void bench_type(bench *B, uint32_t type, int do_mv, int do_mm) {
         printf("%-5s | device buffers failed: %s\n", t->name, vkllm_last_error());
         goto done;
     }
-    double copy = stream_gbps(B, c.wbytes);
+    double copy = B->cpu_time ? 0 : stream_gbps(B, c.wbytes); /* no wall-clock yardstick for CPU time */
     char label[64], shape[48];
     if (do_mv) {
         snprintf(shape, sizeof shape, "%ux%u", B->rows, B->cols);
@@ -214,6 +225,7 @@ static void bench_type(bench *B, uint32_t type, int do_mv, int do_mm) {
                 snprintf(label, sizeof label, "matvec%zu by-row wg%u rl%u", v + 1, cfg->wg, cfg->rows);
             else
                 snprintf(label, sizeof label, "matvec%zu wg%u rows%u", v + 1, cfg->wg, cfg->rows);
+            if (B->only && !strstr(label, B->only)) continue;
             if (!check_variant(B, &c, cfg, NULL, label)) continue;
             double ms = run_variant(B, &c, cfg, NULL, B->reps);
             if (ms > 0)
@@ -230,6 +242,7 @@ static void bench_type(bench *B, uint32_t type, int do_mv, int do_mm) {
             else
                 snprintf(label, sizeof label, "matmul%zu %ux%ux%u %ux%u", v + 1, cfg->bm, cfg->bn, cfg->bk,
                          cfg->tm, cfg->tn);
+            if (B->only && !strstr(label, B->only)) continue;
             if (!check_variant(B, &c, NULL, cfg, label)) continue;
             double ms = run_variant(B, &c, NULL, cfg, B->reps);
             if (ms > 0)
@@ -268,9 +281,13 @@ static int parse_u32(const char *s, uint32_t *out) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_matmul [--rows R] [--cols C] [--ntok N] [--reps K] [--type NAME,...] [--mv|--mm]\n"
-                    "                    [--defines \"A=1;B=2\"]\n"
+                    "                    [--defines \"A=1;B=2\"] [--variant SUBSTRING] [--min]\n"
+                    "                    [--cpu-time]\n"
                     "  defaults: 2048 x 2048, 64 tokens, 5 repetitions, every type, both kernels;\n"
-                    "  --defines adds shader defines to every kernel (to try a variant)\n");
+                    "  --defines adds shader defines to every kernel (to try a variant);\n"
+                    "  --variant runs only the variants whose label contains SUBSTRING (e.g. by-row);\n"
+                    "  --min reports each variant's fastest call rather than the median (a busy machine);\n"
+                    "  --cpu-time reports the process's CPU time per call (CPU devices on a busy machine)\n");
 }
 
 int main(int argc, char **argv) {
@@ -286,6 +303,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reps") && v) ok = parse_u32(v, &B.reps), i++;
         else if (!strcmp(a, "--type") && v) only = v, i++;
         else if (!strcmp(a, "--defines") && v) B.defines = v, i++;
+        else if (!strcmp(a, "--variant") && v) B.only = v, i++;
+        else if (!strcmp(a, "--min")) B.use_min = 1;
+        else if (!strcmp(a, "--cpu-time")) B.cpu_time = 1;
         else if (!strcmp(a, "--mv")) do_mm = 0;
         else if (!strcmp(a, "--mm")) do_mv = 0;
         else ok = 0;
@@ -312,8 +332,8 @@ int main(int argc, char **argv) {
         vk_instance_destroy(B.inst);
         return 1;
     }
-    printf("device: %s | %u reps, median | GB/s counts W once plus x and y%s%s\n", vk_device_props(B.dev)->name,
-           B.reps, B.defines ? " | defines " : "", B.defines ? B.defines : "");
+    printf("device: %s | %u reps, %s | GB/s counts W once plus x and y%s%s\n", vk_device_props(B.dev)->name,
+           B.reps, B.cpu_time ? "CPU time per call" : B.use_min ? "fastest" : "median", B.defines ? " | defines " : "", B.defines ? B.defines : "");
     printf("%-5s | %-24s | %-16s | %9s | %8s | %7s | %8s\n", "type", "variant", "shape", "time ms", "GB/s",
            "% copy", "GFLOP/s");
     for (size_t i = 0; i < sizeof bench_types / sizeof bench_types[0]; i++) {

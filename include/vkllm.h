@@ -2,7 +2,32 @@
  *
  * Every function that can fail returns a vkllm_status; vkllm_last_error() then holds a
  * sentence saying what failed (thread-local). The library never prints to stdout and never
- * exits the process; logs go to stderr or to a callback set with vkllm_set_log_callback(). */
+ * exits the process; logs go to stderr or to a callback set with vkllm_set_log_callback().
+ *
+ * Threads. Any function may be called from any thread, under these rules:
+ *  - Different objects on different threads at the same time are fine: several models in one
+ *    process (each loaded, used and freed on its own thread), and several contexts of one
+ *    model, each driven by its own thread (vkllm_eval, vkllm_generate, vkllm_get_logits,
+ *    vkllm_context_reset, the profile calls). Contexts of one model share its weights and its
+ *    device openings; the library locks what they share (the device queue, the memory
+ *    allocator, the staging ring, the pipelines, the batch pool), so their results are
+ *    bit-identical to running them one after the other. GPU work of contexts on one device
+ *    is interleaved by submission, not sped up.
+ *  - One context must not be used by two threads at once, nor freed while another thread
+ *    uses it. A model must outlive its contexts and must not be freed while another thread
+ *    uses it or one of its contexts.
+ *  - vkllm_context_create and vkllm_context_free may be called for one model from several
+ *    threads at once. Reading a loaded model (vkllm_model_get_info, vkllm_model_get_plan,
+ *    vkllm_tokenize, vkllm_detokenize, vkllm_n_vocab and the token queries, the bandwidth
+ *    measurement) is safe from any number of threads, as are the vocab, plan and device-list
+ *    functions on objects of their own.
+ *  - vkllm_last_error() is per thread: it describes the last failure on the calling thread.
+ *  - The log callback receives one line at a time, whichever thread logs it, and once
+ *    vkllm_set_log_callback returns the previous callback is not called again. A line may be
+ *    logged while the library holds a lock of a model's device: the callback may call
+ *    vkllm_last_error, vkllm_status_string and the log functions, but nothing that uses a
+ *    model or a context. vkllm_set_log_level may be called at any time.
+ *  - Callbacks given to a call (progress, on_text, on_token) run on the calling thread. */
 #ifndef VKLLM_H
 #define VKLLM_H
 
@@ -31,7 +56,10 @@ typedef enum vkllm_status {
     VKLLM_ERR_NO_VULKAN,     /* no Vulkan loader, or no driver (ICD) answers */
     VKLLM_ERR_NO_DEVICE,     /* the requested device index does not exist */
     VKLLM_ERR_OUT_OF_MEMORY, /* host, device or per-device budget exhausted */
-    VKLLM_ERR_DEVICE_LOST,   /* the driver reported VK_ERROR_DEVICE_LOST */
+    VKLLM_ERR_DEVICE_LOST,   /* the driver reported VK_ERROR_DEVICE_LOST: the message names the
+                                device; every later call on the models and contexts using it
+                                fails the same way, and freeing them is all that is left (safe,
+                                and it does not wait for the lost device) */
     VKLLM_ERR_VULKAN,        /* any other Vulkan error */
     VKLLM_ERR_SHADER,        /* a shader failed to compile or link */
     VKLLM_ERR_IO,            /* a file could not be opened, read or written */
@@ -56,7 +84,8 @@ typedef void (*vkllm_log_fn)(vkllm_log_level level, const char *message, void *u
 /* Messages at `level` and more severe are emitted. The default is WARN, or the value of
  * the environment variable VKLLM_LOG (error, warn, info, debug). */
 VKLLM_API void vkllm_set_log_level(vkllm_log_level level);
-/* Route log lines to fn instead of stderr; NULL restores stderr. */
+/* Route log lines to fn instead of stderr; NULL restores stderr. Lines from every thread are
+ * delivered one at a time. */
 VKLLM_API void vkllm_set_log_callback(vkllm_log_fn fn, void *user);
 
 VKLLM_API const char *vkllm_version(void);
@@ -332,9 +361,30 @@ VKLLM_API vkllm_status vkllm_vocab_tokenize(const vkllm_vocab *vocab, const char
 
 /* --------------------------------------------------------------- contexts ---- */
 
-/* A KV cache and activations on the model's device. Several contexts may share a model. */
+/* A KV cache and activations on the model's device. Several contexts may share a model.
+ * Creating one also builds every GPU pipeline its evaluations will use (on a few threads), so
+ * the first evaluation compiles nothing; VKLLM_LAZY_PIPELINES=1 in the environment leaves them
+ * to be built on first use instead. */
 VKLLM_API vkllm_status vkllm_context_create(vkllm_model *model, const vkllm_context_params *p,
                                             vkllm_context **out);
+/* What building the pipelines cost vkllm_context_create. Cold start: glslang compiled the
+ * shaders (shaders_compiled) and the driver built the pipelines from scratch; warm: the SPIR-V
+ * cache served the shaders, and the driver's pipeline cache the pipelines where it says so. */
+typedef struct vkllm_prepare_stats {
+    int skipped;                  /* VKLLM_LAZY_PIPELINES=1: nothing was built ahead */
+    double ms;                    /* wall time of the preparation */
+    uint32_t pipelines;           /* pipelines built (0: earlier contexts of the model built all) */
+    uint32_t shaders_compiled;    /* shader variants compiled by glslang (SPIR-V cache misses) */
+    uint32_t shaders_cached;      /* shader variants read from the SPIR-V cache */
+    uint32_t pipeline_cache_hits; /* pipelines the driver took from its pipeline cache */
+    uint32_t pipeline_cache_told; /* pipelines whose creation said hit or miss (Vulkan 1.3) */
+    uint32_t threads;             /* threads that built them */
+    double compile_ms;            /* glslang and SPIR-V cache reads, summed over the threads */
+    double create_ms;             /* the driver's pipeline creation, summed over the threads */
+    double first_run_ms;          /* running each new pipeline once, after the last was built
+                                     (drivers that compile on first use, as lavapipe, do it then) */
+} vkllm_prepare_stats;
+VKLLM_API vkllm_status vkllm_context_get_prepare_stats(const vkllm_context *ctx, vkllm_prepare_stats *out);
 VKLLM_API void vkllm_context_free(vkllm_context *ctx);
 /* Forgets every cached position (the next eval starts at position 0). */
 VKLLM_API void vkllm_context_reset(vkllm_context *ctx);

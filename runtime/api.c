@@ -1,6 +1,7 @@
 /* The public model API: loading (GGUF -> checked description -> device upload), contexts,
  * evaluation in prompt chunks, tokenizer access, and the generate() loop with sampling,
  * streaming UTF-8-safe text, stop strings and timings. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct vkllm_model {
     gpu_stage *stages[PLAN_MAX_DEVICES + 1];
     fwd_ctx *reserved;                  /* the planned context, allocated at load; taken by the
                                            first vkllm_context_create with the same sizes */
+    pthread_mutex_t lock;               /* guards `reserved`: contexts come and go on any thread */
     uint32_t failed_device;             /* position of the opening whose allocation failed */
     int profile;                        /* devices opened with timestamps (params.profile) */
     vkllm_model_info info;
@@ -132,7 +134,24 @@ void vkllm_model_free(vkllm_model *m) {
     tok_vocab_free(m->vocab);
     llama_model_free_desc(m->desc);
     gguf_close(m->file);
+    pthread_mutex_destroy(&m->lock);
     free(m);
+}
+
+static int model_lost(const vkllm_model *m) {
+    for (uint32_t d = 0; d < m->n_devices; d++)
+        if (vk_device_lost(m->dev[d])) return 1;
+    return 0;
+}
+
+/* VKLLM_ERR_DEVICE_LOST naming the first lost opening of m: once a device is lost, every
+ * later call on the model or its contexts says so, and only freeing them is left. */
+static vkllm_status check_lost(const vkllm_model *m) {
+    for (uint32_t d = 0; d < m->n_devices; d++) {
+        vkllm_status st = vk_device_check_lost(m->dev[d]);
+        if (st) return st;
+    }
+    return VKLLM_OK;
 }
 
 /* n_ctx 0: the training context, at most 4096; n_batch 0: 512; never more than n_ctx. */
@@ -173,7 +192,7 @@ static vkllm_status resolve_devices(vk_instance *inst, const vkllm_model_params 
         idx[i] = p->devices[i];
     }
     if (*n == 0) {
-        vkllm_device_info *all = calloc(n_phys, sizeof *all);
+        vkllm_device_info *all = vkl_calloc(n_phys, sizeof *all);
         if (!all) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
         for (uint32_t i = 0; i < n_phys; i++) all[i] = *vk_device_info(inst, i);
         idx[0] = vkllm_default_device(all, n_phys);
@@ -198,6 +217,9 @@ static vkllm_status make_request(vk_instance *inst, const llama_model_desc *desc
         if (p->n_devices && p->device_gbps[i] > 0) rq->dev[i].gbps = p->device_gbps[i];
         if (p->host_gbps > 0) rq->dev[i].host_gbps = p->host_gbps;
     }
+    const char *unmapped = getenv("VKLLM_NO_MAPPED_DEVICE_MEMORY"); /* vk_device_open honours it too */
+    if (unmapped && *unmapped && strcmp(unmapped, "0"))
+        for (uint32_t i = 0; i < rq->n_devices; i++) rq->dev[i].device_mappable = 0;
     const char *imp = getenv("VKLLM_NO_HOST_IMPORT"); /* tests: force the host-visible copy path */
     if (imp && *imp && strcmp(imp, "0"))
         for (uint32_t i = 0; i < rq->n_devices; i++) rq->dev[i].import_host = 0;
@@ -214,7 +236,7 @@ static vkllm_status make_request(vk_instance *inst, const llama_model_desc *desc
 
 static vkllm_status wrap_plan(plan *p, const uint32_t *idx, const llama_model_desc *desc, const gguf_file *f,
                               vkllm_plan **out) {
-    vkllm_plan *pl = calloc(1, sizeof *pl);
+    vkllm_plan *pl = vkl_calloc(1, sizeof *pl);
     if (!pl) {
         plan_free(p);
         return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -335,8 +357,8 @@ vkllm_status vkllm_plan_get_layer(const vkllm_plan *pl, uint32_t layer, vkllm_pl
 }
 
 static vkllm_status clone_plan(const plan *src, plan **out) {
-    plan *p = malloc(sizeof *p);
-    plan_layer *l = malloc((src->n_layer ? src->n_layer : 1) * sizeof *l);
+    plan *p = vkl_malloc(sizeof *p);
+    plan_layer *l = vkl_malloc((src->n_layer ? src->n_layer : 1) * sizeof *l);
     if (!p || !l) {
         free(p);
         free(l);
@@ -395,8 +417,9 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
         p = &defaults;
     }
     double t0 = vkl_now_ms();
-    vkllm_model *m = calloc(1, sizeof *m);
+    vkllm_model *m = vkl_calloc(1, sizeof *m);
     if (!m) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    pthread_mutex_init(&m->lock, NULL);
     vkllm_status st;
     plan_request rq;
     uint32_t idx[PLAN_MAX_DEVICES];
@@ -437,10 +460,12 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
         if ((st = vk_device_open(m->inst, m->plan->device_index[d], &o, &m->dev[d]))) goto fail;
     }
     st = alloc_all(m);
-    if (st == VKLLM_ERR_OUT_OF_MEMORY && !p->plan) {
+    vk_mem_stats ms = {0};
+    if (st == VKLLM_ERR_OUT_OF_MEMORY) vk_mem_get_stats(m->dev[m->failed_device], &ms);
+    /* Only a device that refused device memory makes another plan worth it: host memory
+     * running out is no reason to move weights off the card. */
+    if (st == VKLLM_ERR_OUT_OF_MEMORY && !p->plan && ms.refusals) {
         uint32_t d_short = m->failed_device;
-        vk_mem_stats ms;
-        vk_mem_get_stats(m->dev[d_short], &ms);
         uint64_t gave = ms.peak_device_bytes;
         /* The budget lied (another program holds memory): plan once more with what the device
          * really gave, and say so. */
@@ -565,7 +590,7 @@ vkllm_status vkllm_detokenize(const vkllm_model *m, const int32_t *ids, size_t n
 
 vkllm_status vkllm_vocab_load(const char *path, vkllm_vocab **out) {
     *out = NULL;
-    vkllm_vocab *v = calloc(1, sizeof *v);
+    vkllm_vocab *v = vkl_calloc(1, sizeof *v);
     if (!v) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     vkllm_status st = gguf_open(path, &v->file);
     if (!st) st = tok_vocab_from_gguf(v->file, &v->vocab);
@@ -605,23 +630,30 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
     uint32_t n_ctx, n_batch;
     resolve_ctx(m->desc, p, &n_ctx, &n_batch);
     int kv_f16 = p->kv_type == VKLLM_KV_F16;
-    vkllm_context *c = calloc(1, sizeof *c);
+    vkllm_status lost = check_lost(m);
+    if (lost) return lost;
+    vkllm_context *c = vkl_calloc(1, sizeof *c);
     if (!c) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     c->model = m;
-    c->logits = malloc((size_t)m->desc->hp.n_vocab * sizeof(float));
-    if (m->profile) c->prof = calloc(1, sizeof *c->prof);
+    c->logits = vkl_malloc((size_t)m->desc->hp.n_vocab * sizeof(float));
+    if (m->profile) c->prof = vkl_calloc(1, sizeof *c->prof);
     vkllm_status st = c->logits && (c->prof || !m->profile) ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
-    fwd_ctx *r = m->reserved;
-    if (!st && r && fwd_n_ctx(r) == n_ctx && fwd_n_batch(r) == n_batch && fwd_kv_f16(r) == kv_f16) {
-        c->fwd = r; /* the context the load planned and allocated */
-        m->reserved = NULL;
-    } else if (!st) {
-        st = fwd_ctx_create(m->stages, m->n_stages, n_ctx, n_batch, kv_f16, &c->fwd);
+    if (!st) {
+        pthread_mutex_lock(&m->lock);
+        fwd_ctx *r = m->reserved;
+        if (r && fwd_n_ctx(r) == n_ctx && fwd_n_batch(r) == n_batch && fwd_kv_f16(r) == kv_f16) {
+            c->fwd = r; /* the context the load planned and allocated */
+            m->reserved = NULL;
+        }
+        pthread_mutex_unlock(&m->lock);
+        if (!c->fwd) st = fwd_ctx_create(m->stages, m->n_stages, n_ctx, n_batch, kv_f16, &c->fwd);
     }
+    if (!st) st = fwd_prepare(c->fwd); /* the first evaluation then compiles nothing */
     if (st) {
         vkllm_context_free(c);
         return st;
     }
+    fwd_set_prof(c->fwd, c->prof); /* its own table: contexts may evaluate on several threads */
     *out = c;
     return VKLLM_OK;
 }
@@ -629,8 +661,15 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
 void vkllm_context_free(vkllm_context *c) {
     if (!c) return;
     /* The planned context goes back to the model for the next vkllm_context_create. */
-    if (c->fwd && !c->model->reserved) c->model->reserved = c->fwd;
-    else fwd_ctx_free(c->fwd);
+    vkllm_model *m = c->model;
+    if (c->fwd) fwd_set_prof(c->fwd, NULL);
+    pthread_mutex_lock(&m->lock);
+    if (c->fwd && !m->reserved && !model_lost(m)) {
+        m->reserved = c->fwd;
+        c->fwd = NULL;
+    }
+    pthread_mutex_unlock(&m->lock);
+    fwd_ctx_free(c->fwd);
     prof_free(c->prof);
     free(c->prof);
     free(c->logits);
@@ -643,22 +682,35 @@ void vkllm_context_reset(vkllm_context *c) {
     c->logits_valid = 0;
 }
 
+vkllm_status vkllm_context_get_prepare_stats(const vkllm_context *c, vkllm_prepare_stats *out) {
+    if (!c || !out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_get_prepare_stats: NULL argument");
+    vk_prepare_stats s;
+    double ms;
+    int skipped;
+    fwd_prepare_stats(c->fwd, &s, &ms, &skipped);
+    *out = (vkllm_prepare_stats){.skipped = skipped, .ms = ms, .pipelines = s.pipelines,
+                                 .shaders_compiled = s.spirv_compiled, .shaders_cached = s.spirv_cached,
+                                 .pipeline_cache_hits = s.pipeline_cache_hits,
+                                 .pipeline_cache_told = s.pipeline_cache_told, .threads = s.threads,
+                                 .compile_ms = s.compile_ms, .create_ms = s.create_ms,
+                                 .first_run_ms = s.total_ms - s.build_ms};
+    return VKLLM_OK;
+}
+
 uint32_t vkllm_context_pos(const vkllm_context *c) { return c ? c->pos : 0; }
 uint32_t vkllm_context_size(const vkllm_context *c) { return c ? fwd_n_ctx(c->fwd) : 0; }
 
 /* Evaluates tokens in chunks; the last chunk returns logits or the argmax per `want`. */
 static vkllm_status eval_chunks(vkllm_context *c, const int32_t *tokens, uint32_t n, gpu_out want, int32_t *best) {
     if (n == 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "nothing to evaluate");
+    vkllm_status st = check_lost(c->model);
+    if (st) return st;
     uint32_t n_ctx = fwd_n_ctx(c->fwd);
     if ((uint64_t)c->pos + n > n_ctx)
         return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u of %u positions used, %u more requested",
                        c->pos, n_ctx, n);
     c->logits_valid = 0;
-    /* The stages add their per-op times to this context's table for this evaluation only. */
-    vkllm_model *m = c->model;
-    for (uint32_t s = 0; c->prof && s < m->n_stages; s++) m->stages[s]->prof = c->prof;
-    vkllm_status st = fwd_eval(c->fwd, tokens, n, c->pos, want, c->logits, best);
-    for (uint32_t s = 0; c->prof && s < m->n_stages; s++) m->stages[s]->prof = NULL;
+    st = fwd_eval(c->fwd, tokens, n, c->pos, want, c->logits, best);
     if (st) return st;
     c->pos += n;
     c->logits_valid = want == GPU_OUT_LOGITS;
@@ -666,10 +718,11 @@ static vkllm_status eval_chunks(vkllm_context *c, const int32_t *tokens, uint32_
 }
 
 vkllm_status vkllm_eval(vkllm_context *c, const int32_t *tokens, uint32_t n) {
+    if (!c || (!tokens && n)) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_eval: context or tokens is NULL");
     return eval_chunks(c, tokens, n, GPU_OUT_LOGITS, NULL);
 }
 
-const float *vkllm_get_logits(const vkllm_context *c) { return c->logits_valid ? c->logits : NULL; }
+const float *vkllm_get_logits(const vkllm_context *c) { return c && c->logits_valid ? c->logits : NULL; }
 
 vkllm_status vkllm_context_get_profile(const vkllm_context *c, vkllm_profile_entry **out, uint32_t *count) {
     if (!c || !out || !count) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_get_profile: NULL argument");
@@ -677,7 +730,7 @@ vkllm_status vkllm_context_get_profile(const vkllm_context *c, vkllm_profile_ent
     *count = 0;
     if (!c->prof) return vkl_err(VKLLM_ERR_UNSUPPORTED, "no profile: the model was loaded without params.profile");
     size_t n = c->prof->n ? c->prof->n : 1;
-    *out = malloc(n * sizeof **out);
+    *out = vkl_malloc(n * sizeof **out);
     if (!*out) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     if (c->prof->n) memcpy(*out, c->prof->e, c->prof->n * sizeof **out);
     *count = c->prof->n;
@@ -717,7 +770,7 @@ static vkllm_status on_stream_text(void *user, const char *text, size_t len) {
     if (g->p->n_stop == 0) return emit(g, text, len);
     if (g->n_held + len + 1 > g->cap_held) {
         size_t cap = (g->n_held + len + 1) * 2;
-        char *h = realloc(g->held, cap);
+        char *h = vkl_realloc(g->held, cap);
         if (!h) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
         g->held = h;
         g->cap_held = cap;
@@ -764,13 +817,16 @@ vkllm_status vkllm_generate(vkllm_context *c, const vkllm_generate_params *p, vk
     vkllm_timings tm_local;
     vkllm_timings *tm = timings ? timings : &tm_local;
     memset(tm, 0, sizeof *tm);
+    if (!c || !p) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_generate: context or parameters is NULL");
     const vkllm_model *m = c->model;
+    vkllm_status lost = check_lost(m);
+    if (lost) return lost;
     int32_t *prompt = NULL;
     size_t n_prompt = 0;
     vkllm_status st = VKLLM_OK;
     int add_bos = p->add_bos < 0 ? tok_add_bos(m->vocab) : p->add_bos;
     if (p->prompt_tokens) {
-        prompt = malloc((p->n_prompt_tokens ? p->n_prompt_tokens : 1) * sizeof *prompt);
+        prompt = vkl_malloc((p->n_prompt_tokens ? p->n_prompt_tokens : 1) * sizeof *prompt);
         if (!prompt) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
         memcpy(prompt, p->prompt_tokens, p->n_prompt_tokens * sizeof *prompt);
         n_prompt = p->n_prompt_tokens;
@@ -779,7 +835,7 @@ vkllm_status vkllm_generate(vkllm_context *c, const vkllm_generate_params *p, vk
         size_t len = strlen(text), need = 0;
         st = tok_encode(m->vocab, text, len, add_bos, NULL, 0, &need);
         if (st && st != VKLLM_ERR_INVALID_ARG) return st;
-        prompt = malloc((need ? need : 1) * sizeof *prompt);
+        prompt = vkl_malloc((need ? need : 1) * sizeof *prompt);
         if (!prompt) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
         st = tok_encode(m->vocab, text, len, add_bos, prompt, need, &n_prompt);
         if (st) {

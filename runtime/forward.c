@@ -14,6 +14,9 @@ struct fwd_ctx {
     gpu_stage *const *stages;
     uint32_t n_ctx, n_batch;
     int kv_f16;
+    int prepared;            /* fwd_prepare ran (not skipped) */
+    vk_prepare_stats prep;   /* what it did */
+    double prepare_ms;       /* its wall time, the dry recording included */
 };
 
 void fwd_ctx_free(fwd_ctx *f) {
@@ -26,14 +29,14 @@ void fwd_ctx_free(fwd_ctx *f) {
 vkllm_status fwd_ctx_create(gpu_stage *const *stages, uint32_t n_stages, uint32_t n_ctx, uint32_t n_batch,
                             int kv_f16, fwd_ctx **out) {
     *out = NULL;
-    fwd_ctx *f = calloc(1, sizeof *f);
+    fwd_ctx *f = vkl_calloc(1, sizeof *f);
     if (!f) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     f->n_stages = n_stages;
     f->stages = stages;
     f->n_ctx = n_ctx;
     f->n_batch = n_batch;
     f->kv_f16 = kv_f16;
-    f->c = calloc(n_stages ? n_stages : 1, sizeof *f->c);
+    f->c = vkl_calloc(n_stages ? n_stages : 1, sizeof *f->c);
     vkllm_status st = f->c ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     for (uint32_t s = 0; !st && s < n_stages; s++) st = gpu_ctx_create(stages[s], n_ctx, n_batch, kv_f16, &f->c[s]);
     if (st) {
@@ -42,6 +45,36 @@ vkllm_status fwd_ctx_create(gpu_stage *const *stages, uint32_t n_stages, uint32_
     }
     *out = f;
     return VKLLM_OK;
+}
+
+void fwd_set_prof(fwd_ctx *f, prof *p) {
+    for (uint32_t s = 0; s < f->n_stages; s++) gpu_ctx_set_prof(f->c[s], p);
+}
+
+vkllm_status fwd_prepare(fwd_ctx *f) {
+    const char *lazy = getenv("VKLLM_LAZY_PIPELINES");
+    memset(&f->prep, 0, sizeof f->prep);
+    f->prepared = 0;
+    f->prepare_ms = 0;
+    if (lazy && *lazy && strcmp(lazy, "0")) return VKLLM_OK;
+    double t0 = vkl_now_ms();
+    const char *th = getenv("VKLLM_PIPELINE_THREADS");
+    uint32_t threads = th && *th ? (uint32_t)strtoul(th, NULL, 10) : 0;
+    vk_prepare *prep = NULL;
+    vkllm_status st = vk_prepare_create(&prep);
+    for (uint32_t s = 0; !st && s < f->n_stages; s++) st = gpu_ctx_prepare(f->c[s], prep);
+    if (!st) st = vk_prepare_build(prep, threads, &f->prep);
+    vk_prepare_free(prep);
+    if (st) vkl_err_context("preparing the pipelines of a context");
+    f->prepared = !st;
+    f->prepare_ms = vkl_now_ms() - t0;
+    return st;
+}
+
+void fwd_prepare_stats(const fwd_ctx *f, vk_prepare_stats *out, double *ms, int *skipped) {
+    *out = f->prep;
+    *ms = f->prepare_ms;
+    *skipped = !f->prepared;
 }
 
 uint32_t fwd_n_ctx(const fwd_ctx *f) { return f->n_ctx; }
@@ -70,10 +103,16 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
             if (!st && !pipeline && s + 1 < S) st = gpu_stage_wait(f->c[s], NULL, NULL);
         }
     }
-    /* Collect the last chunk (logits on the output stage), or drain after an error. */
+    /* Collect the last chunk (logits on the output stage), or drain after an error. A drain
+     * that fails too keeps the first failure's message with its status, unless the device was
+     * lost meanwhile, which is what the caller must hear about. */
+    char first_msg[1024];
+    if (st) vkl_err_save(first_msg, sizeof first_msg);
+    vkllm_status first = st;
     for (uint32_t s = 0; s < S; s++) {
         vkllm_status ws = gpu_stage_wait(f->c[s], logits, argmax);
-        if (!st) st = ws;
+        if (!st || (ws == VKLLM_ERR_DEVICE_LOST && st != VKLLM_ERR_DEVICE_LOST)) st = ws;
     }
+    if (first && st == first) vkl_err_restore(first_msg);
     return st;
 }

@@ -13,6 +13,17 @@ typedef struct fwd_ctx fwd_ctx;
 vkllm_status fwd_ctx_create(gpu_stage *const *stages, uint32_t n_stages, uint32_t n_ctx, uint32_t n_batch,
                             int kv_f16, fwd_ctx **out);
 void fwd_ctx_free(fwd_ctx *f);
+/* The table every stage of this context adds its per-op GPU time to (NULL: none of its own). */
+void fwd_set_prof(fwd_ctx *f, prof *p);
+/* Builds every pipeline the context's evaluations will use, on all its devices at once and on
+ * several threads (vk_prepare_build), so that the first evaluation compiles nothing; call it
+ * before the first evaluation (the pipelines' first runs write into the context's buffers).
+ * A second call finds everything built. VKLLM_LAZY_PIPELINES=1 skips it (pipelines are then
+ * built as evaluations first need them); VKLLM_PIPELINE_THREADS=N sets the threads. */
+vkllm_status fwd_prepare(fwd_ctx *f);
+/* What the last fwd_prepare did, its wall time (*ms, with the dry recording), and *skipped 1
+ * when it was skipped or never ran. */
+void fwd_prepare_stats(const fwd_ctx *f, vk_prepare_stats *out, double *ms, int *skipped);
 uint32_t fwd_n_ctx(const fwd_ctx *f);
 uint32_t fwd_n_batch(const fwd_ctx *f);
 int fwd_kv_f16(const fwd_ctx *f);

@@ -153,7 +153,7 @@ static int name_ix_cmp(const void *pa, const void *pb) {
 
 static void *alloc_array(uint64_t n, size_t elem) {
     if (n > SIZE_MAX / elem) return NULL;
-    return calloc(n ? (size_t)n : 1, elem);
+    return vkl_calloc(n ? (size_t)n : 1, elem);
 }
 
 /* ------------------------------------------------------------------ values ---- */
@@ -508,7 +508,7 @@ static vkllm_status parse(gguf_file *f) {
 }
 
 static vkllm_status open_bytes(const void *data, size_t size, void *map, gguf_file **out) {
-    gguf_file *f = calloc(1, sizeof *f);
+    gguf_file *f = vkl_calloc(1, sizeof *f);
     if (!f) {
         if (map) munmap(map, size);
         return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "gguf: no memory for the file index");

@@ -164,9 +164,9 @@ void gpu_ctx_free(gpu_ctx *c) {
         vk_batch_wait(c->k.batch);
         vk_batch_free(c->k.batch);
     }
-    for (uint32_t l = 0; c->k_cache && l < c->s->ps.n_layers; l++) {
-        vk_buf_free(dev, &c->k_cache[l]);
-        vk_buf_free(dev, &c->v_cache[l]);
+    for (uint32_t l = 0; l < c->s->ps.n_layers; l++) { /* either array may be missing after a failure */
+        if (c->k_cache) vk_buf_free(dev, &c->k_cache[l]);
+        if (c->v_cache) vk_buf_free(dev, &c->v_cache[l]);
     }
     free(c->k_cache);
     free(c->v_cache);
@@ -399,3 +399,37 @@ vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax) {
 void gpu_ctx_set_prof(gpu_ctx *c, prof *p) { c->ctx_prof = p; }
 
 const float *gpu_stage_x_out(const gpu_ctx *c) { return (const float *)c->b[PCB_X_HOST].map; }
+
+/* ------------------------------------------------------------ preparation ---- */
+
+/* Which pipelines a chunk needs depends on its length and position only through a few
+ * thresholds: one token (matrix-vector products; attention split over the context once it is
+ * long; argmax or logits out) or several (matrix products; attention rows per workgroup grow
+ * with the chunk up to 16 tokens); chunks from the streaming threshold on read host weights
+ * from the stream buffer, at other offsets. A step at each end of the context, every chunk
+ * length up to 16 and the full batch meet all of them. */
+vkllm_status gpu_ctx_prepare(gpu_ctx *c, vk_prepare *prep) {
+    if (c->k.batch) return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: a submission is still pending", vk_device_label(c->s->dev));
+    typedef struct shape {
+        uint32_t n, pos;
+        gpu_out want;
+    } shape;
+    uint32_t nb = c->n_batch < c->n_ctx ? c->n_batch : c->n_ctx;
+    shape sh[20];
+    uint32_t n_sh = 0;
+    sh[n_sh++] = (shape){1, 0, GPU_OUT_LOGITS};
+    sh[n_sh++] = (shape){1, c->n_ctx - 1, GPU_OUT_ARGMAX};
+    for (uint32_t n = 2; n <= 16 && n <= nb; n++) sh[n_sh++] = (shape){n, 0, GPU_OUT_NONE};
+    if (nb > 16) sh[n_sh++] = (shape){nb, 0, GPU_OUT_NONE};
+    vkllm_status st = VKLLM_OK;
+    for (uint32_t i = 0; !st && i < n_sh; i++) {
+        if ((st = vk_batch_begin_dry(c->s->dev, prep, &c->k.batch))) break;
+        c->prof = NULL;
+        c->marks.n = 0;
+        st = record(c, sh[i].n, sh[i].pos, sh[i].want);
+        vk_batch_free(c->k.batch);
+        c->k.batch = NULL;
+        if (st) vkl_err_context("preparing chunks of %u tokens at position %u", sh[i].n, sh[i].pos);
+    }
+    return st;
+}

@@ -40,8 +40,9 @@ typedef struct gpu_stage {
     gpu_tensor token_embd, output_norm, output; /* as the stage has them */
     gpu_layer *layers;           /* (ps.n_layers): layer ps.first_layer + i */
     uint64_t bytes_uploaded;     /* tensor bytes read from the file so far */
-    /* Where submissions add their per-op GPU time (the device needs timestamps); NULL: none.
-     * Whoever evaluates points it at its context's table for the evaluation. */
+    /* Where submissions of contexts without a table of their own (gpu_ctx_set_prof) add their
+     * per-op GPU time (the device needs timestamps); NULL: none. Shared by every context of
+     * the stage, so contexts on several threads each set their own instead. */
     prof *prof;
 } gpu_stage;
 
@@ -63,6 +64,12 @@ typedef struct gpu_ctx gpu_ctx;
  * tokens, each buffer an allocation of its own as plan_ctx_buffers lists them. */
 vkllm_status gpu_ctx_create(gpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int kv_f16, gpu_ctx **out);
 void gpu_ctx_free(gpu_ctx *c);
+/* The table this context's submissions add their per-op GPU time to (NULL: the stage's). */
+void gpu_ctx_set_prof(gpu_ctx *c, prof *p);
+/* Records dry into prep (vk/vk.h) every kind of chunk this context's evaluations can submit,
+ * so that vk_prepare_build builds their pipelines before the first evaluation. The context
+ * must be idle, and hold nothing yet: the pipelines' first runs write into its buffers. */
+vkllm_status gpu_ctx_prepare(gpu_ctx *c, vk_prepare *prep);
 
 typedef enum gpu_out { GPU_OUT_NONE, GPU_OUT_LOGITS, GPU_OUT_ARGMAX } gpu_out;
 

@@ -35,9 +35,9 @@ static const mm_type mm_types[WTYPE_COUNT] = {
     [WTYPE_Q5_0] = {"WTYPE_Q5_0=1", 32, 4, 8, 2, 0, 16},
     [WTYPE_Q5_1] = {"WTYPE_Q5_1=1", 32, 4, 8, 4, 0, 16},
     [WTYPE_Q8_0] = {"WTYPE_Q8_0=1", 32, 4, 8, 2, 0, 16},
-    [WTYPE_Q4_K] = {"WTYPE_Q4_K=1", 256, 16, 16, 4, 0, 16},
-    [WTYPE_Q5_K] = {"WTYPE_Q5_K=1", 256, 16, 16, 4, 0, 16},
-    [WTYPE_Q6_K] = {"WTYPE_Q6_K=1", 256, 16, 16, 2, 0, 16},
+    [WTYPE_Q4_K] = {"WTYPE_Q4_K=1", 256, 16, 16, 4, 0, 8},
+    [WTYPE_Q5_K] = {"WTYPE_Q5_K=1", 256, 16, 16, 4, 0, 8},
+    [WTYPE_Q6_K] = {"WTYPE_Q6_K=1", 256, 16, 16, 2, 0, 8},
 };
 
 /* A weight matrix as the shaders see it. */
@@ -191,8 +191,14 @@ static const char *mm_by_row_shader(const mm_shape *s) {
     return mm_is_k(s) ? "matvec_rows_k.comp" : "matvec_rows.comp";
 }
 
-static void mm_by_row_defines(const mm_shape *s, uint32_t group, uint32_t rl, uint32_t nt, char *out, size_t n) {
-    if (mm_is_k(s)) snprintf(out, n, "RL=%u;NT=%u", rl, nt);
+/* K_PAIRS: blocks that are not whole words (Q6_K's 210 bytes) alternate between starting on a
+ * word and 2 bytes past one when every row starts on a word; matvec_rows_k.comp then compiles
+ * each case on its own instead of testing every row's alignment. */
+static void mm_by_row_defines(const mm_shape *s, uint32_t group, uint32_t rl, uint32_t nt, uint64_t w_off,
+                              char *out, size_t n) {
+    uint64_t block_bytes = s->row_bytes / (s->units / s->t->units);
+    int pairs = block_bytes % 4 != 0 && w_off % 4 == 0 && s->row_bytes % 4 == 0;
+    if (mm_is_k(s)) snprintf(out, n, "RL=%u;NT=%u%s", rl, nt, pairs ? ";K_PAIRS=1" : "");
     else snprintf(out, n, "GROUP=%u;RL=%u;NT=%u", group, rl, nt);
 }
 
@@ -205,7 +211,7 @@ static vkllm_status mm_plan_matvec(kern_ctx *k, const kern_matvec_cfg *cfg, cons
     char more[64];
     uint32_t group = cfg->by_row ? mm_by_row_group(s, cols, w_off) : 0;
     if (group) {
-        mm_by_row_defines(s, group, cfg->rows, 1, more, sizeof more);
+        mm_by_row_defines(s, group, cfg->rows, 1, w_off, more, sizeof more);
         *pl = (mm_plan){MM_BY_ROW, NULL, cfg->wg, cfg->wg * cfg->rows, 1, group};
         return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, cfg->wg, &pl->pipe);
     }
@@ -227,7 +233,7 @@ static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, const 
                            "of range", c->bm, c->tm, c->tn);
         if (group) {
             uint32_t wg = c->bm / c->tm;
-            mm_by_row_defines(s, group, c->tm, c->tn, more, sizeof more);
+            mm_by_row_defines(s, group, c->tm, c->tn, w_off, more, sizeof more);
             *pl = (mm_plan){MM_BY_ROW, NULL, wg, c->bm, c->tn, group};
             return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, wg, &pl->pipe);
         }

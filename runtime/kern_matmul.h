@@ -7,8 +7,9 @@
 #include "runtime/kernels.h"
 
 /* Tuning of the matvec kernel. by_row = 0: matvec.comp, wg invocations share `rows` rows
- * (coalesced reads; for GPUs). by_row = 1: matvec_rows.comp, each of the wg invocations owns
- * `rows` whole rows (for CPU devices, see the shader). */
+ * (coalesced reads; for GPUs). by_row = 1: matvec_rows.comp (matvec_rows_k.comp for the
+ * K-quants), each of the wg invocations owns `rows` whole rows (for CPU devices, see the
+ * shaders). */
 typedef struct kern_matvec_cfg {
     uint32_t by_row;
     uint32_t wg;
@@ -19,16 +20,16 @@ typedef struct kern_matvec_cfg {
  * x tokens) tile of Y in steps of bk values, each invocation a tm x tn register tile, so the
  * workgroup has (bm/tm) * (bn/tn) invocations; bk must be a multiple of the type's decode
  * unit (8 values for the 32-element types, 16 for the K-quants, 4 for the float types).
- * by_row = 1: matvec_rows.comp, each invocation owns tm whole rows and tn tokens, bm / tm
- * invocations per workgroup; bn and bk are unused. */
+ * by_row = 1: matvec_rows.comp / matvec_rows_k.comp, each invocation owns tm whole rows and tn
+ * tokens, bm / tm invocations per workgroup; bn and bk are unused. */
 typedef struct kern_matmul_cfg {
     uint32_t by_row;
     uint32_t bm, bn, bk, tm, tn;
 } kern_matmul_cfg;
 
 /* The configurations kern_matvec / kern_matmul use on this device for this type: the
- * coalesced / tiled kernels on GPUs; on CPU devices (lavapipe) the by-row kernel for the float
- * and 32-element types, several times faster there, and a shallower tile for the K-quants. */
+ * coalesced / tiled kernels on GPUs; on CPU devices (lavapipe) the by-row kernels, several
+ * times faster there. */
 kern_matvec_cfg kern_matvec_default(const kern_ctx *k, uint32_t type);
 kern_matmul_cfg kern_matmul_default(const kern_ctx *k, uint32_t type);
 
@@ -55,9 +56,10 @@ vkllm_status kern_embed(kern_ctx *k, uint32_t type, const vk_buf *table, const v
                         uint32_t n_ids, const vk_buf *out, uint32_t dim);
 
 /* kern_matvec / kern_matmul with an explicit configuration (benchmarks and tests). A by_row
- * configuration falls back to the other kernel for the K-quants and where its layout needs are
- * not met (float rows with cols % 4 != 0, weights not 4-byte aligned, rows of an odd number
- * of 2-byte-aligned blocks); kern_matmul_ex runs the configured kernel even for n_tok == 1. */
+ * configuration falls back to the other kernel where matvec_rows.comp's layout needs are not
+ * met (float rows with cols % 4 != 0, weights not 4-byte aligned, rows of an odd number of
+ * 2-byte-aligned blocks; the K-quants' kernel has none); kern_matmul_ex runs the configured
+ * kernel even for n_tok == 1. */
 vkllm_status kern_matvec_ex(kern_ctx *k, const kern_matvec_cfg *cfg, uint32_t type,
                             const vk_buf *w, uint64_t w_off, const vk_buf *x, uint64_t x_off,
                             const vk_buf *y, uint64_t y_off, uint32_t rows, uint32_t cols);

@@ -20,7 +20,7 @@ static const stream_cfg configs[] = {
     {1, 64, 0, 0, 2},   {1, 64, 0, 0, 4},  {1, 32, 0, 0, 8},   {1, 64, 0, 0, 64},
 };
 
-#define PROBE_BYTES (128ull << 20)
+#define PROBE_BYTES (32ull << 20)
 #define MIN_BYTES (16ull << 20)
 #define MAX_GROUPS 65535u
 
@@ -176,6 +176,8 @@ vkllm_status kern_stream_measure(vk_device *dev, uint64_t bytes, uint32_t passes
     for (size_t c = 0; !st && c < sizeof configs / sizeof configs[0]; c++) {
         st = time_config(dev, &probe, 1, &configs[c], 2, ms);
         double t = ms[0] < ms[1] ? ms[0] : ms[1];
+        if (!st) vkl_log(VKLLM_LOG_DEBUG, "stream probe %s wg %u iters %u groups %u/%u: %.3f GB/s", configs[c].runs ? "runs" : "strided",
+                         configs[c].wg, configs[c].iters, configs[c].groups, configs[c].groups_div, t > 0 ? first.size / (t * 1e6) : 0);
         if (!st && (best_ms < 0 || t < best_ms)) best_ms = t, best = c;
     }
     if (!st) st = time_config(dev, &src, src.n_slices, &configs[best], passes, ms);

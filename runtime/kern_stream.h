@@ -17,7 +17,7 @@ typedef struct kern_stream_result {
  * allocations of at most maxMemoryAllocationSize and read as slices of at most
  * maxStorageBufferRange, one dispatch per slice, so a pass can be far larger than the
  * last-level cache and any binding. The access configuration is chosen on a probe of the
- * first slice (at most 128 MiB); then, after a warm-up pass, `passes` (at least 1) timed
+ * first slice (at most 32 MiB); then, after a warm-up pass, `passes` (at least 1) timed
  * passes give the median and the spread. When the device refuses the allocation the size is
  * halved, down to 16 MiB. The device must have been opened with
  * vk_device_opts.enable_timestamps. */

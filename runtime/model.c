@@ -268,14 +268,14 @@ static vkllm_status load_layer(const gguf_file *f, const llama_hparams *hp, int 
 vkllm_status llama_model_load_desc(const gguf_file *f, llama_model_desc **out) {
     if (!f || !out) return vkl_err(VKLLM_ERR_INVALID_ARG, "llama_model_load_desc: NULL argument");
     *out = NULL;
-    llama_model_desc *d = calloc(1, sizeof *d);
+    llama_model_desc *d = vkl_calloc(1, sizeof *d);
     if (!d) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "model: cannot allocate the model desc");
     d->file = f;
     vkllm_status st = llama_hparams_from_gguf(f, &d->hp);
     if (st != VKLLM_OK) goto fail;
     const llama_hparams *hp = &d->hp;
 
-    d->layers = calloc(hp->n_layer, sizeof *d->layers);
+    d->layers = vkl_calloc(hp->n_layer, sizeof *d->layers);
     if (!d->layers) {
         st = vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "model: cannot allocate %u layer descs",
                      hp->n_layer);

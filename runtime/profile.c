@@ -10,7 +10,7 @@ vkllm_status prof_mark_add(prof_marks *mk, const char *op, const char *type, uin
                            uint64_t bytes, uint64_t flops) {
     if (mk->n == mk->cap) {
         uint32_t cap = mk->cap ? mk->cap * 2 : 256;
-        prof_mark *m = realloc(mk->m, cap * sizeof *m);
+        prof_mark *m = vkl_realloc(mk->m, cap * sizeof *m);
         if (!m) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
         mk->m = m;
         mk->cap = cap;
@@ -30,7 +30,7 @@ static vkllm_profile_entry *row(prof *p, const char *op, const char *type) {
         if (!strcmp(p->e[i].op, op) && !strcmp(p->e[i].type, type)) return &p->e[i];
     if (p->n == p->cap) {
         uint32_t cap = p->cap ? p->cap * 2 : 16;
-        vkllm_profile_entry *e = realloc(p->e, cap * sizeof *e);
+        vkllm_profile_entry *e = vkl_realloc(p->e, cap * sizeof *e);
         if (!e) return NULL;
         p->e = e;
         p->cap = cap;

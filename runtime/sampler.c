@@ -81,13 +81,13 @@ vkllm_status samp_create(const samp_params *p, int32_t n_vocab, samp **out) {
         return vkl_err(VKLLM_ERR_INVALID_ARG,
                        "samp_create: repeat_last_n %d must be >= 0 (0 turns the penalty off)",
                        (int)p->repeat_last_n);
-    samp *s = calloc(1, sizeof *s);
+    samp *s = vkl_calloc(1, sizeof *s);
     if (!s) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "samp_create: cannot allocate a sampler");
     s->p = *p;
     s->n_vocab = n_vocab;
-    s->cand = malloc((size_t)n_vocab * sizeof *s->cand);
-    s->mark = calloc((size_t)n_vocab, 1);
-    s->hist = malloc((size_t)(p->repeat_last_n ? p->repeat_last_n : 1) * sizeof *s->hist);
+    s->cand = vkl_malloc((size_t)n_vocab * sizeof *s->cand);
+    s->mark = vkl_calloc((size_t)n_vocab, 1);
+    s->hist = vkl_malloc((size_t)(p->repeat_last_n ? p->repeat_last_n : 1) * sizeof *s->hist);
     if (!s->cand || !s->mark || !s->hist) {
         samp_free(s);
         return vkl_err(VKLLM_ERR_OUT_OF_MEMORY,

@@ -162,16 +162,16 @@ vkllm_status tok_vocab_create(const tok_vocab_desc *d, tok_vocab **out) {
         text_bytes += len > sizeof k_unk_surface ? len : sizeof k_unk_surface;
     }
 
-    tok_vocab *v = calloc(1, sizeof *v);
+    tok_vocab *v = vkl_calloc(1, sizeof *v);
     if (!v) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "tokenizer: out of host memory");
     uint32_t tsize = 1;
     while (tsize < 2 * n) tsize *= 2;
     v->n = (int32_t)n;
     v->mask = tsize - 1;
-    v->tok = calloc(n, sizeof *v->tok);
-    v->pieces = malloc(piece_bytes);
-    v->texts = malloc(text_bytes ? text_bytes : 1);
-    v->table = malloc((size_t)tsize * sizeof *v->table);
+    v->tok = vkl_calloc(n, sizeof *v->tok);
+    v->pieces = vkl_malloc(piece_bytes);
+    v->texts = vkl_malloc(text_bytes ? text_bytes : 1);
+    v->table = vkl_malloc((size_t)tsize * sizeof *v->table);
     if (!v->tok || !v->pieces || !v->texts || !v->table) {
         tok_vocab_free(v);
         return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "tokenizer: out of host memory for %u tokens",
@@ -255,8 +255,8 @@ vkllm_status tok_vocab_create(const tok_vocab_desc *d, tok_vocab **out) {
         if (!v->tok[i].matchable) table_insert_if_absent(v, (int32_t)i);
 
     if (n_user) {
-        user_key *keys = malloc((size_t)n_user * sizeof *keys);
-        v->user = malloc((size_t)n_user * sizeof *v->user);
+        user_key *keys = vkl_malloc((size_t)n_user * sizeof *keys);
+        v->user = vkl_malloc((size_t)n_user * sizeof *v->user);
         if (!keys || !v->user) {
             free(keys);
             tok_vocab_free(v);
@@ -467,10 +467,10 @@ vkllm_status tok_vocab_from_gguf(const gguf_file *f, tok_vocab **out) {
         return vkl_err(VKLLM_ERR_BAD_FILE,
                        "tokenizer.ggml.add_eos_token is true but there is no eos_token_id");
 
-    const char **pieces = malloc((size_t)n * sizeof *pieces);
-    size_t *lens = malloc((size_t)n * sizeof *lens);
-    float *sc = has_scores ? malloc((size_t)n * sizeof *sc) : NULL;
-    int32_t *ty = has_types ? malloc((size_t)n * sizeof *ty) : NULL;
+    const char **pieces = vkl_malloc((size_t)n * sizeof *pieces);
+    size_t *lens = vkl_malloc((size_t)n * sizeof *lens);
+    float *sc = has_scores ? vkl_malloc((size_t)n * sizeof *sc) : NULL;
+    int32_t *ty = has_types ? vkl_malloc((size_t)n * sizeof *ty) : NULL;
     if (!pieces || !lens || (has_scores && !sc) || (has_types && !ty)) {
         st = vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "tokenizer: out of host memory for %llu tokens",
                      (unsigned long long)n);
@@ -534,7 +534,7 @@ static int pair_before(const tok_pair *x, const tok_pair *y) {
 static int heap_push(tok_heap *h, tok_pair p) {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;
-        tok_pair *a = realloc(h->a, cap * sizeof *a);
+        tok_pair *a = vkl_realloc(h->a, cap * sizeof *a);
         if (!a) return 0;
         h->a = a;
         h->cap = cap;
@@ -627,7 +627,7 @@ vkllm_status tok_encode(const tok_vocab *v, const char *text, size_t len, int ad
     size_t blen = 0;
     for (size_t i = 0; i < len; i++) blen += text[i] == ' ' ? 3 : 1;
     if (v->add_space_prefix) blen += 3;
-    char *buf = malloc(blen);
+    char *buf = vkl_malloc(blen);
     if (!buf) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "tok_encode: out of host memory");
     size_t k = 0;
     if (v->add_space_prefix) {
@@ -651,7 +651,7 @@ vkllm_status tok_encode(const tok_vocab *v, const char *text, size_t len, int ad
         if (!m) m = utf8_len((uint8_t)buf[i]);
         i += m < blen - i ? m : blen - i;
     }
-    tok_enc e = {v, buf, malloc(nsym * sizeof(tok_sym)), {NULL, 0, 0}};
+    tok_enc e = {v, buf, vkl_malloc(nsym * sizeof(tok_sym)), {NULL, 0, 0}};
     vkllm_status st = VKLLM_OK;
     if (!e.sym) {
         st = vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "tok_encode: out of host memory");

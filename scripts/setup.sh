@@ -2,8 +2,11 @@
 # Installs the Debian 12 packages vkllm builds and runs with, when any is missing.
 # Run as root (or with sudo available). Safe to run again.
 set -euo pipefail
+# clang with its sanitizer and libFuzzer runtimes (libclang-rt-dev) and llvm-symbolizer (llvm,
+# for readable sanitizer reports) are for scripts/fuzz.sh and scripts/sanitize.sh.
 pkgs=(build-essential cmake pkg-config libvulkan-dev libvulkan-volk-dev glslang-dev glslang-tools
-      spirv-tools libcjson-dev mesa-vulkan-drivers vulkan-validationlayers)
+      spirv-tools libcjson-dev mesa-vulkan-drivers vulkan-validationlayers
+      clang libclang-rt-dev llvm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -98,14 +98,14 @@ static kern_matvec_cfg other_matvec(th_gpu *g, uint32_t type) {
     kern_ctx k = {.dev = g->dev};
     kern_matvec_cfg d = kern_matvec_default(&k, type);
     if (d.by_row) return (kern_matvec_cfg){.wg = 64, .rows = 2};
-    return (kern_matvec_cfg){.by_row = 1, .wg = 8, .rows = 4}; /* falls back for the K-quants */
+    return (kern_matvec_cfg){.by_row = 1, .wg = 8, .rows = 4};
 }
 
 static kern_matmul_cfg other_matmul(th_gpu *g, uint32_t type) {
     kern_ctx k = {.dev = g->dev};
     kern_matmul_cfg d = kern_matmul_default(&k, type);
-    if (d.by_row) return kern_matmul_default(&k, WTYPE_Q4_K); /* the tiled kernel's tile here */
-    return (kern_matmul_cfg){.by_row = 1, .bm = 32, .tm = 4, .tn = 4}; /* likewise */
+    if (d.by_row) return (kern_matmul_cfg){.bm = 64, .bn = 64, .bk = 16, .tm = 4, .tn = 4}; /* CPU tile */
+    return (kern_matmul_cfg){.by_row = 1, .bm = 32, .tm = 4, .tn = 4};
 }
 
 static void test_matvec(th_gpu *g) {
@@ -201,6 +201,15 @@ static void test_split_and_offsets(th_gpu *g) {
         c.n_tok = 0;
         e = run_product(g, &c);
         CHECK_NMSE(c, e, "matvec split with offsets");
+        if (wtype_get(type)->block < 32 || type == WTYPE_Q4_K) continue;
+        /* Only 2-byte aligned: matvec_rows.comp falls back, matvec_rows_k.comp reads it. */
+        c.w_off = 38;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec split, weights 2-byte aligned");
+        c.mv = NULL;
+        c.n_tok = 33;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matmul split, weights 2-byte aligned");
     }
 }
 
@@ -247,25 +256,33 @@ static void test_embed(th_gpu *g) {
     CHECK_MSG(e <= NMSE_MAX, "embed f16 dim 37: nmse %.3g", e);
 }
 
-/* The same checks must reject a kernel that skips the last block of every row. */
+/* The same checks must reject a kernel that skips the last block of every row: both kernel
+ * families, matvec and matmul, for Q4_0 and each code path of matvec_rows_k.comp. */
 static void test_broken_is_caught(th_gpu *g) {
-    static const uint32_t types[] = {WTYPE_Q4_0, WTYPE_Q6_K};
+    static const uint32_t types[] = {WTYPE_Q4_0, WTYPE_Q6_K, WTYPE_Q4_K};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         uint32_t type = types[t];
         kern_matvec_cfg mv = other_matvec(g, type);
         kern_matmul_cfg mm = other_matmul(g, type);
         for (int other = 0; other < 2; other++) {
-            if (other && type != WTYPE_Q4_0) break; /* one type covers both kernel families */
             mm_case c = {.type = type, .rows = 65, .cols = 4 * block_of(type), .extra = "BROKEN_SKIP_LAST_BLOCK=1",
                          .mv = other ? &mv : NULL, .mm = other ? &mm : NULL};
             double e = run_product(g, &c);
             CHECK_MSG(!(e <= NMSE_MAX), "broken matvec %s (%s kernel) was not caught (nmse %.3g)",
                       wtype_get(type)->name, other ? "other" : "default", e);
-            if (type != WTYPE_Q4_0) break;
             c.n_tok = 7;
             e = run_product(g, &c);
             CHECK_MSG(!(e <= NMSE_MAX), "broken matmul %s (%s kernel) was not caught (nmse %.3g)",
                       wtype_get(type)->name, other ? "other" : "default", e);
+        }
+        if (type == WTYPE_Q6_K) {
+            /* An odd count of blocks: matvec_rows_k.comp's path for rows off a word. */
+            kern_matvec_cfg by_row = {.by_row = 1, .wg = 8, .rows = 4};
+            mm_case c = {.type = type, .rows = 65, .cols = 3 * block_of(type), .extra = "BROKEN_SKIP_LAST_BLOCK=1",
+                         .mv = &by_row};
+            double e = run_product(g, &c);
+            CHECK_MSG(!(e <= NMSE_MAX), "broken by-row matvec %s, odd blocks, was not caught (nmse %.3g)",
+                      wtype_get(type)->name, e);
         }
         if (type != WTYPE_Q4_0) continue;
         static const int32_t ids[] = {0, 3, 9};

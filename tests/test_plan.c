@@ -210,8 +210,11 @@ static void verify(const char *what, const plan *p, const plan_request *rq) {
             if (is_ffn(t) && pl->kv != PLAN_HOST) host_ffn++;
             e[pl->compute].host_weights += g->size;
             e[pl->compute].host_read += g->size;
-            if (c->import_host) {
-                uint64_t start = data + g->offset, a = c->import_align;
+            /* Imported where the kernels can read it in place: matrices at any 4-byte offset,
+             * vectors (bound whole) at a binding-aligned one; else a host-visible copy. */
+            uint64_t at = data + g->offset, ba = c->binding_align ? c->binding_align : 1;
+            if (c->import_host && (is_matrix(t) ? at % 4 == 0 : at % ba == 0)) {
+                uint64_t start = at, a = c->import_align;
                 e[pl->compute].imported += up(start + g->size, a) - start / a * a;
             } else {
                 e[pl->compute].hv += rnd(g->size, c->alloc_align);

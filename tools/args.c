@@ -90,7 +90,8 @@ int parse_size(const char *opt, const char *s, uint64_t *out) {
         if (mul > 1.0 && *end == 'i') end++;
         if (*end == 'B' || *end == 'b') end++;
     }
-    if (errno || end == s || *end || v < 0 || v * mul >= 18446744073709551615.0) {
+    /* !(v >= 0) also refuses NaN, whose conversion to an integer is undefined. */
+    if (errno || end == s || *end || !(v >= 0) || v * mul >= 18446744073709551615.0) {
         fprintf(stderr, "vkllm: %s expects a size such as 512M or 24G, got '%s'\n", opt, s);
         return 0;
     }

@@ -13,7 +13,6 @@
 #include "vkllm.h"
 
 /* Declared here until tools/cli.h lists it beside the other subcommands. */
-int cmd_plan(int argc, char **argv);
 
 static const char *const tensor_names[VKLLM_TENSOR_COUNT] = {
     [VKLLM_TENSOR_ATTN_NORM] = "attn_norm", [VKLLM_TENSOR_ATTN_Q] = "attn_q",

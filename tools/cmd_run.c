@@ -8,11 +8,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "tools/args.h"
 #include "tools/cli.h"
 #include "vkllm.h"
 
 #define MAX_STOPS 16
+
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 static void usage(void) {
     fprintf(stderr,
@@ -35,13 +44,18 @@ static void usage(void) {
             "%s"
             "  --ids                   print token ids (prompt then generated) instead of text\n"
             "  --no-bos                do not add BOS before the prompt\n"
-            "  --validate              enable the Vulkan validation layer\n", placement_usage);
+            "  --validate              enable the Vulkan validation layer\n"
+            "  --profile               per-op GPU time (timestamps) and the stream read, on stderr\n"
+            "  --profile-json FILE     the same as JSON (implies --profile)\n", placement_usage);
 }
 
 typedef struct run_out {
     int ids;
     int32_t *gen;
     size_t n_gen, cap_gen;
+    /* When the first, second and latest generated tokens arrived: each decode step runs
+     * between two arrivals, so the first step (cold) and the rest (warm) can be told apart. */
+    double first_ms, second_ms, last_ms;
 } run_out;
 
 static int on_text(const char *text, size_t len, int32_t token, void *user) {
@@ -56,6 +70,10 @@ static int on_text(const char *text, size_t len, int32_t token, void *user) {
 
 static void on_token(int32_t token, void *user) {
     run_out *o = user;
+    double t = now_ms();
+    if (o->n_gen == 0) o->first_ms = t;
+    if (o->n_gen == 1) o->second_ms = t;
+    o->last_ms = t;
     if (o->n_gen == o->cap_gen) {
         size_t cap = o->cap_gen ? o->cap_gen * 2 : 256;
         int32_t *g = realloc(o->gen, cap * sizeof *g);
@@ -90,7 +108,8 @@ int cmd_run(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *prompt_file = NULL;
     const char *stops[MAX_STOPS];
     size_t n_stops = 0;
-    int ids = 0, no_bos = 0, validate = 0;
+    int ids = 0, no_bos = 0, validate = 0, profile = 0;
+    const char *profile_json = NULL;
     long long n_predict = 128, n_ctx = 0, n_batch = 0;
     vkllm_generate_params gp;
     vkllm_generate_params_init(&gp);
@@ -132,6 +151,8 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(argv[i], "--ids")) ids = 1;
         else if (!strcmp(argv[i], "--no-bos")) no_bos = 1;
         else if (!strcmp(argv[i], "--validate")) validate = 1;
+        else if (!strcmp(argv[i], "--profile")) profile = 1;
+        else if (OPT("--profile-json", NULL)) { if (r < 0) return 2; profile_json = v; profile = 1; }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(); return 0; }
         else { fprintf(stderr, "vkllm run: unknown option %s\n", argv[i]); usage(); return 2; }
 #undef OPT
@@ -150,6 +171,7 @@ int cmd_run(int argc, char **argv) {
     if (!prompt) prompt = "";
 
     mp.validation = validate;
+    mp.profile = profile;
     progress_state prog = {0, -1};
     struct stat sb;
     if (isatty(2) || (stat(model, &sb) == 0 && sb.st_size > (256 << 20))) {
@@ -161,12 +183,7 @@ int cmd_run(int argc, char **argv) {
     vkllm_context *ctx = NULL;
     int32_t *prompt_ids = NULL;
     run_out out = {.ids = ids};
-    double t0 = 0;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        t0 = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-    }
+    double t0 = now_ms();
     cp.n_ctx = (uint32_t)n_ctx;
     cp.n_batch = (uint32_t)n_batch;
     mp.ctx = cp; /* the load plans and reserves this context */
@@ -176,16 +193,13 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "vkllm: %s\n", vkllm_last_error());
         goto done;
     }
-    double load_ms;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        load_ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6 - t0;
-    }
+    double load_ms = now_ms() - t0;
+    t0 = now_ms();
     if ((st = vkllm_context_create(m, &cp, &ctx))) {
         fprintf(stderr, "vkllm: %s\n", vkllm_last_error());
         goto done;
     }
+    double ctx_ms = now_ms() - t0; /* builds the pipelines */
     int add_bos = no_bos ? 0 : vkllm_add_bos(m);
     size_t n_prompt = 0, need = 0;
     st = vkllm_tokenize(m, prompt, strlen(prompt), add_bos, NULL, 0, &need);
@@ -217,15 +231,67 @@ int cmd_run(int argc, char **argv) {
     vkllm_model_info info;
     vkllm_model_get_info(m, &info);
     fprintf(stderr, "\n%s on %s\n", info.name, info.device);
-    fprintf(stderr, "load:       %10.2f ms\n", load_ms);
+    /* Start-up: the load opens the devices and uploads the weights; creating the context
+     * builds every pipeline (cold: glslang compiles and the driver builds from scratch; warm:
+     * the caches serve them), so the prompt and the decode steps run at warm speed. */
+    vkllm_prepare_stats ps = {0};
+    vkllm_context_get_prepare_stats(ctx, &ps);
+    fprintf(stderr, "load:       %10.2f ms (devices, placement, weights)\n", load_ms);
+    if (ps.skipped) {
+        fprintf(stderr, "pipelines:  built on first use (VKLLM_LAZY_PIPELINES): the prompt and the first "
+                        "step include them\n");
+    } else {
+        char cache[64] = "";
+        if (ps.pipeline_cache_told)
+            snprintf(cache, sizeof cache, ", %u of %u from the pipeline cache", ps.pipeline_cache_hits,
+                     ps.pipeline_cache_told);
+        fprintf(stderr, "pipelines:  %10.2f ms %s start: %u built on %u thread%s (shaders: %u compiled, %u from "
+                        "the SPIR-V cache%s; %.0f ms compiling, %.0f ms in the driver, first runs %.0f ms more)\n",
+                ctx_ms, ps.shaders_compiled ? "cold" : "warm", ps.pipelines, ps.threads, ps.threads == 1 ? "" : "s",
+                ps.shaders_compiled, ps.shaders_cached, cache, ps.compile_ms, ps.create_ms, ps.first_run_ms);
+    }
     fprintf(stderr, "prompt:     %10.2f ms / %5u tokens (%8.2f tokens/s)\n", tm.prompt_ms, tm.n_prompt,
             tm.prompt_ms > 0 ? tm.n_prompt * 1000.0 / tm.prompt_ms : 0.0);
+    fprintf(stderr, "first token %10.2f ms after the start (load + pipelines + prompt)\n",
+            load_ms + ctx_ms + tm.prompt_ms);
     fprintf(stderr, "generation: %10.2f ms / %5u tokens (%8.2f tokens/s)\n", tm.gen_ms, tm.n_gen,
             tm.gen_ms > 0 ? tm.n_gen * 1000.0 / tm.gen_ms : 0.0);
+    if (out.n_gen >= 2)
+        fprintf(stderr, "  first step %9.2f ms\n", out.second_ms - out.first_ms);
+    if (out.n_gen >= 3) {
+        double later = out.last_ms - out.second_ms;
+        size_t steps = out.n_gen - 2;
+        fprintf(stderr, "  later      %9.2f ms / %5zu steps (%8.2f tokens/s)\n", later, steps,
+                later > 0 ? steps * 1000.0 / later : 0.0);
+    }
     static const char *reasons[] = {"end of sequence", "n_predict reached", "stop string", "callback",
                                     "context full"};
     fprintf(stderr, "stopped:    %s\n", reasons[tm.stop]);
     rc = 0;
+    if (profile) {
+        vkllm_bandwidth bw = {0};
+        if (vkllm_measure_read_bandwidth_stats(m, 0, 0, &bw)) {
+            fprintf(stderr, "vkllm: measuring the stream read: %s\n", vkllm_last_error());
+            rc = 1;
+        } else {
+            fprintf(stderr, "stream read %.3f GB/s (median of %u passes over %.1f MiB, spread %.3f..%.3f)\n", bw.gbps,
+                    bw.passes, bw.bytes / 1048576.0, bw.gbps_min, bw.gbps_max);
+        }
+        cJSON *root = profile_json ? cJSON_CreateObject() : NULL;
+        cJSON *p = root ? cJSON_CreateObject() : NULL;
+        if (p) {
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "profiles"), p);
+            cJSON_AddStringToObject(p, "model_filename", model);
+            cJSON_AddStringToObject(p, "test", "run");
+            cJSON_AddNumberToObject(p, "n_prompt", tm.n_prompt);
+            cJSON_AddNumberToObject(p, "n_gen", tm.n_gen);
+        }
+        char title[64];
+        snprintf(title, sizeof title, "run (%u prompt + %u generated tokens)", tm.n_prompt, tm.n_gen);
+        if (bench_profile_report(ctx, title, vkllm_context_pos(ctx), bw.gbps, p)) rc = 1;
+        if (root && bench_write_json(profile_json, root)) rc = 1;
+        cJSON_Delete(root);
+    }
 done:
     free(out.gen);
     free(prompt_ids);

@@ -6,7 +6,6 @@
 #include "tools/cli.h"
 #include "vkllm.h"
 
-int cmd_plan(int argc, char **argv); /* tools/cmd_plan.c */
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vk/fault.h"
 #include "vk/internal.h"
 #include "vk/pipeline.h"
 #include "vk/util.h"
@@ -26,6 +27,9 @@ typedef struct ranges {
 struct vk_batch {
     struct vk_batch *next;
     vk_device *dev;
+    /* A pool of its own: a command pool must not be used from two threads at once, and two
+     * threads may record batches for the same opening. */
+    VkCommandPool pool;
     VkCommandBuffer cb;
     VkFence fence;
     VkDescriptorPool pools[MAX_POOLS];
@@ -38,12 +42,13 @@ struct vk_batch {
     ranges reads, writes;
     int recording; /* between vk_batch_begin and submission */
     int pending;   /* submitted; its fence not yet waited for */
+    vk_prepare *prep; /* a dry batch (vk_batch_begin_dry) noting for this preparation */
 };
 
 static int ranges_add(ranges *rs, VkBuffer b, uint64_t lo, uint64_t hi) {
     if (rs->n == rs->cap) {
         uint32_t cap = rs->cap ? rs->cap * 2 : 32;
-        range *r = realloc(rs->r, cap * sizeof *r);
+        range *r = vkl_realloc(rs->r, cap * sizeof *r);
         if (!r) return 0;
         rs->r = r;
         rs->cap = cap;
@@ -62,12 +67,13 @@ static void batch_destroy(vk_device *dev, vk_batch *b) {
     for (uint32_t i = 0; i < b->n_pools; i++) vkDestroyDescriptorPool(dev->device, b->pools[i], NULL);
     if (b->queries) vkDestroyQueryPool(dev->device, b->queries, NULL);
     if (b->fence) vkDestroyFence(dev->device, b->fence, NULL);
-    if (b->cb) vkFreeCommandBuffers(dev->device, dev->cmd_pool, 1, &b->cb);
+    if (b->pool) vkDestroyCommandPool(dev->device, b->pool, NULL); /* frees b->cb */
     free(b->stamps);
     free(b->labels);
     free(b->reads.r);
     free(b->writes.r);
     free(b);
+    vk_live_add(VK_LIVE_BATCHES, -1);
 }
 
 void vk_batches_release(vk_device *dev) {
@@ -94,14 +100,20 @@ static vkllm_status add_pool(vk_batch *b) {
 }
 
 static vkllm_status batch_new(vk_device *dev, vk_batch **out) {
-    vk_batch *b = calloc(1, sizeof *b);
+    vk_batch *b = vkl_calloc(1, sizeof *b);
     if (!b) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    vk_live_add(VK_LIVE_BATCHES, 1);
     b->dev = dev;
+    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                   .queueFamilyIndex = dev->queue_family};
+    VkResult r = vkCreateCommandPool(dev->device, &pci, NULL, &b->pool);
+    if (r != VK_SUCCESS) b->pool = VK_NULL_HANDLE;
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-                                      .commandPool = dev->cmd_pool,
+                                      .commandPool = b->pool,
                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                       .commandBufferCount = 1};
-    VkResult r = vkAllocateCommandBuffers(dev->device, &ai, &b->cb);
+    if (r == VK_SUCCESS) r = vkAllocateCommandBuffers(dev->device, &ai, &b->cb);
     if (r == VK_SUCCESS) {
         VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
         r = vkCreateFence(dev->device, &fi, NULL, &b->fence);
@@ -111,12 +123,12 @@ static vkllm_status batch_new(vk_device *dev, vk_batch **out) {
                                     .queryType = VK_QUERY_TYPE_TIMESTAMP,
                                     .queryCount = MAX_TIMESTAMPS};
         r = vkCreateQueryPool(dev->device, &qi, NULL, &b->queries);
-        b->stamps = calloc(MAX_TIMESTAMPS, sizeof *b->stamps);
+        b->stamps = vkl_calloc(MAX_TIMESTAMPS, sizeof *b->stamps);
         if (r == VK_SUCCESS && !b->stamps) r = VK_ERROR_OUT_OF_HOST_MEMORY;
     }
     if (r != VK_SUCCESS) {
         batch_destroy(dev, b);
-        return vk_check(r, "creating a command batch", __FILE__, __LINE__);
+        return vk_device_fail(dev, r, "creating a command batch", __FILE__, __LINE__);
     }
     vkllm_status st = add_pool(b);
     if (st) {
@@ -129,9 +141,13 @@ static vkllm_status batch_new(vk_device *dev, vk_batch **out) {
 
 vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out) {
     *out = NULL;
+    vkllm_status lost = vk_device_check_lost(dev);
+    if (lost) return lost;
+    pthread_mutex_lock(&dev->batch_lock);
     vk_batch *b = dev->free_batches;
+    if (b) dev->free_batches = b->next;
+    pthread_mutex_unlock(&dev->batch_lock);
     if (b) {
-        dev->free_batches = b->next;
         b->next = NULL;
     } else {
         vkllm_status st = batch_new(dev, &b);
@@ -146,7 +162,7 @@ vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out) {
     VkResult r = vkBeginCommandBuffer(b->cb, &bi);
     if (r != VK_SUCCESS) {
         batch_destroy(dev, b);
-        return vk_check(r, "vkBeginCommandBuffer", __FILE__, __LINE__);
+        return vk_device_fail(dev, r, "vkBeginCommandBuffer", __FILE__, __LINE__);
     }
     /* Host writes to mapped memory before this submission become visible to the GPU by the
      * submit itself; earlier queue work is ordered by this barrier. */
@@ -250,6 +266,7 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
             return st;
         }
     }
+    if (b->prep || !vk_pipeline_is_built(p)) return vk_prepare_note(b->prep, dev, p, binds, n_binds, push);
     for (uint32_t i = 0; i < n_binds; i++) track(b, binds[i].buf->buffer, offs[i], offs[i] + sizes[i], binds[i].write);
     for (uint32_t i = 0; i < n_binds; i++)
         if (!note(b, binds[i].buf->buffer, offs[i], offs[i] + sizes[i], binds[i].write))
@@ -291,7 +308,7 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
         vkCmdWriteTimestamp(b->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, b->queries, b->n_queries++);
         if (b->n_dispatch == b->cap_labels) {
             uint32_t cap = b->cap_labels ? b->cap_labels * 2 : 64;
-            const char **l = realloc(b->labels, cap * sizeof *l);
+            const char **l = vkl_realloc(b->labels, cap * sizeof *l);
             if (!l) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
             b->labels = l;
             b->cap_labels = cap;
@@ -299,6 +316,15 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
         b->labels[b->n_dispatch] = label ? label : p->desc.shader;
     }
     b->n_dispatch++;
+    return VKLLM_OK;
+}
+
+vkllm_status vk_batch_begin_dry(vk_device *dev, vk_prepare *prep, vk_batch **out) {
+    if (!prep) return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: a dry batch needs a preparation", dev->label);
+    vkllm_status st = vk_batch_begin(dev, out);
+    if (st) return st;
+    (*out)->prep = prep;
+    vk_prepare_dry_begin(prep);
     return VKLLM_OK;
 }
 
@@ -348,6 +374,7 @@ vkllm_status vk_batch_fill(vk_batch *b, const vk_buf *dst, uint64_t off, uint64_
 vkllm_status vk_batch_submit(vk_batch *b) {
     vk_device *dev = b->dev;
     if (!b->recording) return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: batch submitted twice", dev->label);
+    if (b->prep) return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: a dry batch is never submitted", dev->label);
     b->recording = 0;
     /* Make every write of the batch visible to the host and to later submissions. */
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
@@ -356,10 +383,12 @@ vkllm_status vk_batch_submit(vk_batch *b) {
     vkCmdPipelineBarrier(b->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0,
                          NULL, 0, NULL);
-    VK_TRY(vkEndCommandBuffer(b->cb));
-    VK_TRY(vkResetFences(dev->device, 1, &b->fence));
+    VK_DEV_TRY(dev, vkEndCommandBuffer(b->cb));
+    vkllm_status st = vk_device_check_lost(dev);
+    if (st) return st;
+    VK_DEV_TRY(dev, vkResetFences(dev->device, 1, &b->fence));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &b->cb};
-    VK_TRY(vkQueueSubmit(dev->queue, 1, &si, b->fence));
+    VK_DEV_TRY(dev, vk_queue_submit(dev, &si, b->fence));
     b->pending = 1;
     return VKLLM_OK;
 }
@@ -369,10 +398,12 @@ vkllm_status vk_batch_wait(vk_batch *b) {
     /* Nothing in flight (still recording, or already waited): teardown paths wait
      * unconditionally and must not replace the error that brought them there. */
     if (!b->pending) return VKLLM_OK;
-    VK_TRY(vkWaitForFences(dev->device, 1, &b->fence, VK_TRUE, UINT64_MAX));
+    VkResult r = vkWaitForFences(dev->device, 1, &b->fence, VK_TRUE, UINT64_MAX);
+    if (r == VK_ERROR_DEVICE_LOST) b->pending = 0; /* it will never signal: never wait for it again */
+    if (r != VK_SUCCESS) return vk_device_fail(dev, r, "vkWaitForFences", __FILE__, __LINE__);
     b->pending = 0;
     if (b->queries && b->n_queries > 1) {
-        VK_TRY(vkGetQueryPoolResults(dev->device, b->queries, 0, b->n_queries, b->n_queries * sizeof(uint64_t),
+        VK_DEV_TRY(dev, vkGetQueryPoolResults(dev->device, b->queries, 0, b->n_queries, b->n_queries * sizeof(uint64_t),
                                      b->stamps, sizeof(uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
     }
     return VKLLM_OK;
@@ -400,6 +431,10 @@ const char *vk_batch_dispatch_label(const vk_batch *b, uint32_t i) {
 void vk_batch_free(vk_batch *b) {
     if (!b) return;
     vk_device *dev = b->dev;
+    if (b->prep) {
+        vk_prepare_dry_end(b->prep);
+        b->prep = NULL;
+    }
     if (b->recording) { /* abandoned mid-recording: the command buffer is reset on reuse */
         vkEndCommandBuffer(b->cb);
         b->recording = 0;
@@ -412,6 +447,8 @@ void vk_batch_free(vk_batch *b) {
         return;
     }
     b->pending = 0;
+    pthread_mutex_lock(&dev->batch_lock);
     b->next = dev->free_batches;
     dev->free_batches = b;
+    pthread_mutex_unlock(&dev->batch_lock);
 }

@@ -6,16 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vk/fault.h"
 #include "vk/internal.h"
 #include "vk/util.h"
 
 #define DEFAULT_BLOCK_SIZE (256ull << 20)
 
+static vkllm_status run_once_locked(vk_device *dev, void (*record)(void *ctx, VkCommandBuffer cb), void *ctx);
+
+/* The queue family to use; UINT32_MAX when none computes, UINT32_MAX - 1 when out of memory. */
 static uint32_t pick_queue_family(VkPhysicalDevice pd, uint32_t *timestamp_bits) {
     uint32_t n = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, NULL);
-    VkQueueFamilyProperties *qf = calloc(n ? n : 1, sizeof *qf);
-    if (!qf) return UINT32_MAX;
+    VkQueueFamilyProperties *qf = vkl_calloc(n ? n : 1, sizeof *qf);
+    if (!qf) return UINT32_MAX - 1;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, qf);
     uint32_t best = UINT32_MAX;
     for (uint32_t i = 0; i < n && best == UINT32_MAX; i++)
@@ -79,20 +83,29 @@ vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_o
                        index, info->name, VK_API_VERSION_MAJOR(info->api_version),
                        VK_API_VERSION_MINOR(info->api_version));
 
-    vk_device *dev = calloc(1, sizeof *dev);
+    vk_device *dev = vkl_calloc(1, sizeof *dev);
     if (!dev) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    vk_live_add(VK_LIVE_DEVICES, 1);
+    pthread_mutex_init(&dev->queue_lock, NULL);
+    pthread_mutex_init(&dev->mem_lock, NULL);
+    pthread_mutex_init(&dev->batch_lock, NULL);
+    pthread_mutex_init(&dev->xfer_lock, NULL);
+    pthread_mutex_init(&dev->pipeline_lock, NULL);
     dev->inst = inst;
     dev->index = index;
     dev->phys = inst->phys[index];
     dev->info = info;
-    inst->open_count[index]++;
     snprintf(dev->label, sizeof dev->label, "device %u (%s) #%u", index, info->name,
-             inst->open_count[index]);
+             atomic_fetch_add(&inst->open_count[index], 1) + 1);
     dev->enable_timestamps = opts && opts->enable_timestamps;
 
     dev->queue_family = pick_queue_family(dev->phys, &dev->timestamp_bits);
+    if (dev->queue_family == UINT32_MAX - 1) {
+        vk_device_close(dev);
+        return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
     if (dev->queue_family == UINT32_MAX) {
-        free(dev);
+        vk_device_close(dev);
         return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s has no compute queue", info->name);
     }
 
@@ -158,7 +171,8 @@ vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_o
                               .ppEnabledExtensionNames = exts};
     VkResult r = vkCreateDevice(dev->phys, &dci, NULL, &dev->device);
     if (r != VK_SUCCESS) {
-        free(dev);
+        dev->device = VK_NULL_HANDLE;
+        vk_device_close(dev);
         return vk_check(r, "vkCreateDevice", __FILE__, __LINE__);
     }
     vkGetDeviceQueue(dev->device, dev->queue_family, 0, &dev->queue);
@@ -203,8 +217,12 @@ vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_o
 void vk_device_close(vk_device *dev) {
     if (!dev) return;
     if (dev->device) {
+        /* On a lost device this returns at once with VK_ERROR_DEVICE_LOST (the spec bounds
+         * every wait on a lost device); its pipeline cache is not worth keeping then. */
+        pthread_mutex_lock(&dev->queue_lock);
         vkDeviceWaitIdle(dev->device);
-        vk_pipeline_cache_save(dev);
+        pthread_mutex_unlock(&dev->queue_lock);
+        if (!vk_device_lost(dev)) vk_pipeline_cache_save(dev);
         vk_batches_release(dev);
         vk_pipelines_release(dev);
         vk_staging_release(dev);
@@ -213,13 +231,57 @@ void vk_device_close(vk_device *dev) {
         if (dev->cmd_pool) vkDestroyCommandPool(dev->device, dev->cmd_pool, NULL);
         vkDestroyDevice(dev->device, NULL);
     }
+    pthread_mutex_destroy(&dev->queue_lock);
+    pthread_mutex_destroy(&dev->mem_lock);
+    pthread_mutex_destroy(&dev->batch_lock);
+    pthread_mutex_destroy(&dev->xfer_lock);
+    pthread_mutex_destroy(&dev->pipeline_lock);
     free(dev);
+    vk_live_add(VK_LIVE_DEVICES, -1);
 }
 
 const vkllm_device_info *vk_device_props(const vk_device *dev) { return dev->info; }
 const char *vk_device_label(const vk_device *dev) { return dev->label; }
+int vk_device_lost(const vk_device *dev) { return atomic_load(&dev->lost) != 0; }
+
+vkllm_status vk_device_fail(vk_device *dev, VkResult r, const char *call, const char *file, int line) {
+    if (r != VK_ERROR_DEVICE_LOST) {
+        vkllm_status st = vk_check(r, call, file, line);
+        vkl_err_context("%s", dev->label);
+        return st;
+    }
+    if (!atomic_exchange(&dev->lost, 1))
+        vkl_log(VKLLM_LOG_ERROR, "%s was lost (%s returned VK_ERROR_DEVICE_LOST)", dev->label, call);
+    const char *base = strrchr(file, '/');
+    return vkl_err(VKLLM_ERR_DEVICE_LOST, "%s was lost: %s failed with VK_ERROR_DEVICE_LOST at %s:%d (the "
+                   "driver reset the device; free the models and contexts on it and load again)",
+                   dev->label, call, base ? base + 1 : file, line);
+}
+
+vkllm_status vk_device_check_lost(const vk_device *dev) {
+    if (!vk_device_lost(dev)) return VKLLM_OK;
+    return vkl_err(VKLLM_ERR_DEVICE_LOST, "%s was lost earlier: only freeing what is on it is still "
+                   "possible; load the model again", dev->label);
+}
+
+VkResult vk_queue_submit(vk_device *dev, const VkSubmitInfo *si, VkFence fence) {
+    if (vk_device_lost(dev)) return VK_ERROR_DEVICE_LOST;
+    pthread_mutex_lock(&dev->queue_lock);
+    VkResult r = vkQueueSubmit(dev->queue, 1, si, fence);
+    pthread_mutex_unlock(&dev->queue_lock);
+    return r;
+}
 
 vkllm_status vk_run_once(vk_device *dev, void (*record)(void *ctx, VkCommandBuffer cb), void *ctx) {
+    vkllm_status st = vk_device_check_lost(dev);
+    if (st) return st;
+    pthread_mutex_lock(&dev->xfer_lock); /* cmd_pool */
+    st = run_once_locked(dev, record, ctx);
+    pthread_mutex_unlock(&dev->xfer_lock);
+    return st;
+}
+
+static vkllm_status run_once_locked(vk_device *dev, void (*record)(void *ctx, VkCommandBuffer cb), void *ctx) {
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                       .commandPool = dev->cmd_pool,
                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
@@ -240,11 +302,11 @@ vkllm_status vk_run_once(vk_device *dev, void (*record)(void *ctx, VkCommandBuff
     }
     if (r == VK_SUCCESS) {
         VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
-        r = vkQueueSubmit(dev->queue, 1, &si, fence);
+        r = vk_queue_submit(dev, &si, fence);
     }
     if (r == VK_SUCCESS) r = vkWaitForFences(dev->device, 1, &fence, VK_TRUE, UINT64_MAX);
     if (fence) vkDestroyFence(dev->device, fence, NULL);
     vkFreeCommandBuffers(dev->device, dev->cmd_pool, 1, &cb);
-    if (r != VK_SUCCESS) return vk_check(r, "one-off submission", __FILE__, __LINE__);
+    if (r != VK_SUCCESS) return vk_device_fail(dev, r, "one-off submission", __FILE__, __LINE__);
     return VKLLM_OK;
 }

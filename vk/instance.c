@@ -1,11 +1,35 @@
 /* Vulkan loading (volk), the instance with optional validation, and the description of
  * every physical device: the facts the CLI prints and the planner and kernels depend on. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "vk/fault.h"
 #include "vk/internal.h"
 #include "vk/util.h"
+
+/* volk's function pointers are process-wide globals: they are loaded once, by the first
+ * instance, and never written again, so that threads creating instances do not race with
+ * threads calling Vulkan. Core and known-extension device functions are the loader's
+ * trampolines, the same for every instance; the instance-extension functions that depend on
+ * what an instance enabled (debug utils) are fetched per instance instead. */
+static pthread_once_t g_volk_once = PTHREAD_ONCE_INIT;
+static VkResult g_volk_status;
+static pthread_mutex_t g_volk_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_volk_loaded;
+
+static void volk_init_once(void) { g_volk_status = volkInitialize(); }
+
+static void volk_load(VkInstance instance) {
+    pthread_mutex_lock(&g_volk_lock);
+    if (!g_volk_loaded) {
+        volkLoadInstance(instance);
+        vk_fault_install();
+        g_volk_loaded = 1;
+    }
+    pthread_mutex_unlock(&g_volk_lock);
+}
 
 const char *vk_result_string(VkResult r) {
     switch (r) {
@@ -51,7 +75,7 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBi
     int counts = (type & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
                           VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT)) != 0;
     if (sev >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT && counts) {
-        inst->validation_messages++;
+        atomic_fetch_add(&inst->validation_messages, 1);
         vkl_log(VKLLM_LOG_ERROR, "validation: %s", data->pMessage);
     } else {
         vkl_log(VKLLM_LOG_DEBUG, "validation: %s", data->pMessage);
@@ -94,7 +118,7 @@ static vkllm_status describe_device(VkPhysicalDevice pd, uint32_t index, vkllm_d
 
     uint32_t n_ext = 0;
     VK_TRY(vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, NULL));
-    VkExtensionProperties *exts = calloc(n_ext ? n_ext : 1, sizeof *exts);
+    VkExtensionProperties *exts = vkl_calloc(n_ext ? n_ext : 1, sizeof *exts);
     if (!exts) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     VkResult r = vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, exts);
     if (r != VK_SUCCESS) {
@@ -206,7 +230,7 @@ static vkllm_status describe_device(VkPhysicalDevice pd, uint32_t index, vkllm_d
 
     uint32_t n_q = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n_q, NULL);
-    VkQueueFamilyProperties *qf = calloc(n_q ? n_q : 1, sizeof *qf);
+    VkQueueFamilyProperties *qf = vkl_calloc(n_q ? n_q : 1, sizeof *qf);
     if (!qf) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n_q, qf);
     for (uint32_t i = 0; i < n_q; i++)
@@ -218,20 +242,22 @@ static vkllm_status describe_device(VkPhysicalDevice pd, uint32_t index, vkllm_d
 
 vkllm_status vk_instance_create(int validation, vk_instance **out) {
     *out = NULL;
-    if (volkInitialize() != VK_SUCCESS)
+    pthread_once(&g_volk_once, volk_init_once);
+    if (g_volk_status != VK_SUCCESS)
         return vkl_err(VKLLM_ERR_NO_VULKAN,
                        "no Vulkan loader found (libvulkan.so.1): install libvulkan1 and a Vulkan "
                        "driver such as mesa-vulkan-drivers");
     const char *env = getenv("VKLLM_VALIDATION");
     if (env && *env && strcmp(env, "0") != 0) validation = 1;
 
-    vk_instance *inst = calloc(1, sizeof *inst);
+    vk_instance *inst = vkl_calloc(1, sizeof *inst);
     if (!inst) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+    vk_live_add(VK_LIVE_INSTANCES, 1);
 
     uint32_t loader_version = VK_API_VERSION_1_0;
     if (vkEnumerateInstanceVersion) vkEnumerateInstanceVersion(&loader_version);
     if (loader_version < VK_API_VERSION_1_2) {
-        free(inst);
+        vk_instance_destroy(inst);
         return vkl_err(VKLLM_ERR_NO_VULKAN, "the Vulkan loader supports only %u.%u; vkllm needs 1.2",
                        VK_API_VERSION_MAJOR(loader_version), VK_API_VERSION_MINOR(loader_version));
     }
@@ -239,9 +265,9 @@ vkllm_status vk_instance_create(int validation, vk_instance **out) {
 
     uint32_t n_iext = 0;
     vkEnumerateInstanceExtensionProperties(NULL, &n_iext, NULL);
-    VkExtensionProperties *iexts = calloc(n_iext ? n_iext : 1, sizeof *iexts);
+    VkExtensionProperties *iexts = vkl_calloc(n_iext ? n_iext : 1, sizeof *iexts);
     if (!iexts) {
-        free(inst);
+        vk_instance_destroy(inst);
         return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     }
     vkEnumerateInstanceExtensionProperties(NULL, &n_iext, iexts);
@@ -261,13 +287,15 @@ vkllm_status vk_instance_create(int validation, vk_instance **out) {
     if (validation) {
         uint32_t n_l = 0;
         vkEnumerateInstanceLayerProperties(&n_l, NULL);
-        VkLayerProperties *lp = calloc(n_l ? n_l : 1, sizeof *lp);
-        if (lp) {
-            vkEnumerateInstanceLayerProperties(&n_l, lp);
-            for (uint32_t i = 0; i < n_l; i++)
-                if (!strcmp(lp[i].layerName, layers[0])) n_layers = 1;
-            free(lp);
+        VkLayerProperties *lp = vkl_calloc(n_l ? n_l : 1, sizeof *lp);
+        if (!lp) { /* not "validation is not installed": a run asked to validate must validate */
+            vk_instance_destroy(inst);
+            return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
         }
+        vkEnumerateInstanceLayerProperties(&n_l, lp);
+        for (uint32_t i = 0; i < n_l; i++)
+            if (!strcmp(lp[i].layerName, layers[0])) n_layers = 1;
+        free(lp);
         if (!n_layers)
             vkl_log(VKLLM_LOG_WARN, "validation requested but VK_LAYER_KHRONOS_validation is not "
                                     "installed (apt-get install vulkan-validationlayers)");
@@ -296,27 +324,36 @@ vkllm_status vk_instance_create(int validation, vk_instance **out) {
                                .ppEnabledExtensionNames = enabled_ext};
     VkResult r = vkCreateInstance(&ci, NULL, &inst->instance);
     if (r == VK_ERROR_INCOMPATIBLE_DRIVER || r == VK_ERROR_INITIALIZATION_FAILED) {
-        free(inst);
+        inst->instance = VK_NULL_HANDLE;
+        vk_instance_destroy(inst);
         return vkl_err(VKLLM_ERR_NO_VULKAN,
                        "no Vulkan driver found (vkCreateInstance: %s): install a driver "
                        "(mesa-vulkan-drivers, or your GPU vendor's) or check VK_ICD_FILENAMES",
                        vk_result_string(r));
     }
     if (r != VK_SUCCESS) {
-        free(inst);
+        inst->instance = VK_NULL_HANDLE;
+        vk_instance_destroy(inst);
         return vk_check(r, "vkCreateInstance", __FILE__, __LINE__);
     }
     /* Device functions go through the loader's trampolines, which dispatch on the handle: the
      * globals stay valid for every open device, even devices of different drivers. */
-    volkLoadInstance(inst->instance);
-    if (debug_utils)
-        vkCreateDebugUtilsMessengerEXT(inst->instance, &dbg, NULL, &inst->messenger);
+    volk_load(inst->instance);
+    if (debug_utils) {
+        inst->create_messenger = (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(
+            inst->instance, "vkCreateDebugUtilsMessengerEXT");
+        inst->destroy_messenger = (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(
+            inst->instance, "vkDestroyDebugUtilsMessengerEXT");
+        if (inst->create_messenger && inst->destroy_messenger &&
+            inst->create_messenger(inst->instance, &dbg, NULL, &inst->messenger) != VK_SUCCESS)
+            inst->messenger = VK_NULL_HANDLE;
+    }
 
     r = vkEnumeratePhysicalDevices(inst->instance, &inst->n_phys, NULL);
     if (r == VK_SUCCESS && inst->n_phys) {
-        inst->phys = calloc(inst->n_phys, sizeof *inst->phys);
-        inst->info = calloc(inst->n_phys, sizeof *inst->info);
-        inst->open_count = calloc(inst->n_phys, sizeof *inst->open_count);
+        inst->phys = vkl_calloc(inst->n_phys, sizeof *inst->phys);
+        inst->info = vkl_calloc(inst->n_phys, sizeof *inst->info);
+        inst->open_count = vkl_calloc(inst->n_phys, sizeof *inst->open_count);
         if (!inst->phys || !inst->info || !inst->open_count) {
             vk_instance_destroy(inst);
             return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -340,12 +377,13 @@ vkllm_status vk_instance_create(int validation, vk_instance **out) {
 
 void vk_instance_destroy(vk_instance *inst) {
     if (!inst) return;
-    if (inst->messenger) vkDestroyDebugUtilsMessengerEXT(inst->instance, inst->messenger, NULL);
+    if (inst->messenger) inst->destroy_messenger(inst->instance, inst->messenger, NULL);
     if (inst->instance) vkDestroyInstance(inst->instance, NULL);
     free(inst->phys);
     free(inst->info);
     free(inst->open_count);
     free(inst);
+    vk_live_add(VK_LIVE_INSTANCES, -1);
 }
 
 uint32_t vk_device_count(const vk_instance *inst) { return inst->n_phys; }
@@ -354,4 +392,6 @@ const vkllm_device_info *vk_device_info(const vk_instance *inst, uint32_t index)
     return index < inst->n_phys ? &inst->info[index] : NULL;
 }
 
-uint32_t vk_validation_messages(const vk_instance *inst) { return inst->validation_messages; }
+uint32_t vk_validation_messages(const vk_instance *inst) {
+    return atomic_load(&inst->validation_messages);
+}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vk/fault.h"
 #include "vk/internal.h"
 #include "vk/util.h"
 
@@ -14,13 +15,37 @@ static const VkBufferUsageFlags BUF_USAGE = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                             VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                             VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 
+static vk_block *block_new(void) {
+    vk_block *b = vkl_calloc(1, sizeof *b);
+    if (b) vk_live_add(VK_LIVE_BLOCKS, 1);
+    return b;
+}
+
 static void block_destroy(vk_device *dev, vk_block *b) {
     if (b->map) vkUnmapMemory(dev->device, b->memory);
     if (b->buffer) vkDestroyBuffer(dev->device, b->buffer, NULL);
-    if (b->memory) vkFreeMemory(dev->device, b->memory, NULL);
+    if (b->memory) {
+        vkFreeMemory(dev->device, b->memory, NULL);
+        vk_live_add(VK_LIVE_MEMORY_OBJECTS, -1);
+        vk_live_add(VK_LIVE_MEMORY_BYTES, -(int64_t)b->memory_size);
+    }
     free(b->free_off);
     free(b->free_len);
     free(b);
+    vk_live_add(VK_LIVE_BLOCKS, -1);
+}
+
+/* vkAllocateMemory, counted among the process's live memory objects. */
+static VkResult memory_allocate(vk_device *dev, const VkMemoryAllocateInfo *mai, vk_block *b) {
+    VkResult r = vkAllocateMemory(dev->device, mai, NULL, &b->memory);
+    if (r != VK_SUCCESS) {
+        b->memory = VK_NULL_HANDLE;
+        return r;
+    }
+    b->memory_size = mai->allocationSize;
+    vk_live_add(VK_LIVE_MEMORY_OBJECTS, 1);
+    vk_live_add(VK_LIVE_MEMORY_BYTES, (int64_t)b->memory_size);
+    return VK_SUCCESS;
 }
 
 static void block_link(vk_device *dev, vk_block *b) {
@@ -59,18 +84,20 @@ static vkllm_status block_create(vk_device *dev, vk_mem_kind kind, uint64_t size
                                  vk_block **out) {
     *out = NULL;
     char b1[32], b2[32], b3[32];
-    if (kind == VK_MEM_DEVICE && (size > dev->budget || dev->kind_bytes[VK_MEM_DEVICE] > dev->budget - size))
+    if (kind == VK_MEM_DEVICE && (size > dev->budget || dev->kind_bytes[VK_MEM_DEVICE] > dev->budget - size)) {
+        dev->refusals++;
         return vkl_err(VKLLM_ERR_OUT_OF_MEMORY,
                        "%s: allocating %s would exceed its budget (%s of %s in use); free memory, "
                        "use another device, or a smaller model or context",
                        dev->label, vkl_fmt_bytes(b1, sizeof b1, size),
                        vkl_fmt_bytes(b2, sizeof b2, dev->kind_bytes[VK_MEM_DEVICE]),
                        vkl_fmt_bytes(b3, sizeof b3, dev->budget));
+    }
     if (size > dev->info->max_memory_allocation_size)
         return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "%s: one allocation of %s exceeds "
                        "maxMemoryAllocationSize (%s)", dev->label, vkl_fmt_bytes(b1, sizeof b1, size),
                        vkl_fmt_bytes(b2, sizeof b2, dev->info->max_memory_allocation_size));
-    vk_block *b = calloc(1, sizeof *b);
+    vk_block *b = block_new();
     if (!b) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     b->size = size;
     b->kind = kind;
@@ -91,25 +118,28 @@ static vkllm_status block_create(vk_device *dev, vk_mem_kind kind, uint64_t size
         VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                                     .allocationSize = req.size,
                                     .memoryTypeIndex = dev->mem_type[kind]};
-        r = vkAllocateMemory(dev->device, &mai, NULL, &b->memory);
+        r = memory_allocate(dev, &mai, b);
     }
     if (r == VK_SUCCESS) r = vkBindBufferMemory(dev->device, b->buffer, b->memory, 0);
     if (r == VK_SUCCESS && dev->mem_mapped[kind]) r = vkMapMemory(dev->device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->map);
-    if (r == VK_SUCCESS) {
+    if (r == VK_SUCCESS && !dedicated) { /* a dedicated block is never searched: no free list */
         b->cap_free = 8;
-        b->free_off = malloc(b->cap_free * sizeof *b->free_off);
-        b->free_len = malloc(b->cap_free * sizeof *b->free_len);
+        b->free_off = vkl_malloc(b->cap_free * sizeof *b->free_off);
+        b->free_len = vkl_malloc(b->cap_free * sizeof *b->free_len);
         if (!b->free_off || !b->free_len) r = VK_ERROR_OUT_OF_HOST_MEMORY;
     }
     if (r != VK_SUCCESS) {
+        if (kind == VK_MEM_DEVICE && r == VK_ERROR_OUT_OF_DEVICE_MEMORY) dev->refusals++;
         block_destroy(dev, b);
-        vkllm_status st = vk_check(r, "allocating a memory block", __FILE__, __LINE__);
-        vkl_err_context("%s: %s block", dev->label, vkl_fmt_bytes(b1, sizeof b1, size));
+        vkllm_status st = vk_device_fail(dev, r, "allocating a memory block", __FILE__, __LINE__);
+        vkl_err_context("%s block", vkl_fmt_bytes(b1, sizeof b1, size));
         return st;
     }
-    b->free_off[0] = 0;
-    b->free_len[0] = size;
-    b->n_free = 1;
+    if (!dedicated) {
+        b->free_off[0] = 0;
+        b->free_len[0] = size;
+        b->n_free = 1;
+    }
     block_link(dev, b);
     *out = b;
     return VKLLM_OK;
@@ -150,9 +180,9 @@ static int block_give(vk_block *b, uint64_t off, uint64_t size) {
     } else {
         if (b->n_free == b->cap_free) {
             uint32_t cap = b->cap_free * 2;
-            uint64_t *o = realloc(b->free_off, cap * sizeof *o);
+            uint64_t *o = vkl_realloc(b->free_off, cap * sizeof *o);
             if (o) b->free_off = o;
-            uint64_t *l = realloc(b->free_len, cap * sizeof *l);
+            uint64_t *l = vkl_realloc(b->free_len, cap * sizeof *l);
             if (l) b->free_len = l;
             if (!o || !l) return 0; /* the range leaks inside the block; the block is still freed at close */
             b->cap_free = cap;
@@ -166,6 +196,8 @@ static int block_give(vk_block *b, uint64_t off, uint64_t size) {
     return 1;
 }
 
+static vkllm_status buf_alloc_locked(vk_device *dev, vk_mem_kind kind, uint64_t size, uint64_t need, vk_buf *out);
+
 vkllm_status vk_buf_alloc(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_buf *out) {
     memset(out, 0, sizeof *out);
     vkllm_status st = check_kind(dev, kind, "vk_buf_alloc");
@@ -174,6 +206,14 @@ vkllm_status vk_buf_alloc(vk_device *dev, vk_mem_kind kind, uint64_t size, vk_bu
     uint64_t need = round_request(dev, size);
     if (!need) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "%s: an allocation of %llu bytes is too large",
                               dev->label, (unsigned long long)size);
+    pthread_mutex_lock(&dev->mem_lock);
+    st = buf_alloc_locked(dev, kind, size, need, out);
+    pthread_mutex_unlock(&dev->mem_lock);
+    return st;
+}
+
+static vkllm_status buf_alloc_locked(vk_device *dev, vk_mem_kind kind, uint64_t size, uint64_t need, vk_buf *out) {
+    vkllm_status st;
     vk_block *b = NULL;
     uint64_t off = UINT64_MAX;
     if (need <= dev->block_size) {
@@ -210,14 +250,16 @@ vkllm_status vk_buf_alloc_dedicated(vk_device *dev, vk_mem_kind kind, uint64_t s
     if (!need) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "%s: an allocation of %llu bytes is too large",
                               dev->label, (unsigned long long)size);
     vk_block *b;
-    if ((st = block_create(dev, kind, need, 1, &b))) return st;
-    b->n_free = 0; /* handed out whole */
+    pthread_mutex_lock(&dev->mem_lock);
+    st = block_create(dev, kind, need, 1, &b); /* handed out whole */
+    if (!st) dev->used_bytes += need;
+    pthread_mutex_unlock(&dev->mem_lock);
+    if (st) return st;
     out->dev = dev;
     out->block = b;
     out->buffer = b->buffer;
     out->size = size;
     out->map = b->map;
-    dev->used_bytes += need;
     return VKLLM_OK;
 }
 
@@ -253,7 +295,7 @@ vkllm_status vk_buf_import_host(vk_device *dev, const void *ptr, uint64_t size, 
         return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: the driver cannot import host allocations as "
                        "storage buffers", dev->label);
 
-    vk_block *b = calloc(1, sizeof *b);
+    vk_block *b = block_new();
     if (!b) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     b->size = size;
     b->kind = VK_MEM_IMPORTED;
@@ -297,21 +339,22 @@ vkllm_status vk_buf_import_host(vk_device *dev, const void *ptr, uint64_t size, 
                                     .pNext = &imp,
                                     .allocationSize = size, /* a multiple of the import alignment */
                                     .memoryTypeIndex = type};
-        r = vkAllocateMemory(dev->device, &mai, NULL, &b->memory);
+        r = memory_allocate(dev, &mai, b);
         if (r != VK_SUCCESS) call = "vkAllocateMemory (host pointer import)";
     }
     if (r == VK_SUCCESS && !st) {
         r = vkBindBufferMemory(dev->device, b->buffer, b->memory, 0);
         if (r != VK_SUCCESS) call = "vkBindBufferMemory";
     }
-    if (r != VK_SUCCESS) st = vk_check(r, call, __FILE__, __LINE__);
+    if (r != VK_SUCCESS) st = vk_device_fail(dev, r, call, __FILE__, __LINE__);
     if (st) {
         block_destroy(dev, b);
-        vkl_err_context("%s: importing %s of host memory at %p", dev->label,
-                        vkl_fmt_bytes(b1, sizeof b1, size), ptr);
+        vkl_err_context("importing %s of host memory at %p", vkl_fmt_bytes(b1, sizeof b1, size), ptr);
         return st;
     }
+    pthread_mutex_lock(&dev->mem_lock);
     block_link(dev, b);
+    pthread_mutex_unlock(&dev->mem_lock);
     out->dev = dev;
     out->block = b;
     out->buffer = b->buffer;
@@ -334,10 +377,18 @@ void vk_buf_view(const vk_buf *parent, uint64_t off, uint64_t size, vk_buf *out)
     *out = v;
 }
 
+static void buf_free_locked(vk_device *dev, vk_buf *buf);
+
 void vk_buf_free(vk_device *dev, vk_buf *buf) {
     if (!buf || !buf->block) return;
     /* The owner's allocator, whichever opening the caller named. */
     if (buf->dev) dev = buf->dev;
+    pthread_mutex_lock(&dev->mem_lock);
+    buf_free_locked(dev, buf);
+    pthread_mutex_unlock(&dev->mem_lock);
+}
+
+static void buf_free_locked(vk_device *dev, vk_buf *buf) {
     vk_block *b = buf->block;
     if (b->dedicated) {
         uint64_t whole = b->kind == VK_MEM_IMPORTED ? buf->size : round_request(dev, buf->size);
@@ -379,15 +430,19 @@ void vk_mem_release_all(vk_device *dev) {
     dev->used_bytes = 0;
 }
 
-void vk_mem_get_stats(const vk_device *dev, vk_mem_stats *out) {
+void vk_mem_get_stats(const vk_device *cdev, vk_mem_stats *out) {
     memset(out, 0, sizeof *out);
+    vk_device *dev = (vk_device *)(uintptr_t)cdev; /* the lock, not the allocator, changes */
+    pthread_mutex_lock(&dev->mem_lock);
     out->budget = dev->budget;
     out->device_bytes = dev->kind_bytes[VK_MEM_DEVICE];
     out->peak_device_bytes = dev->peak_device_bytes;
+    out->refusals = dev->refusals;
     out->host_bytes = dev->kind_bytes[VK_MEM_HOST];
     out->imported_bytes = dev->kind_bytes[VK_MEM_IMPORTED];
     out->used_bytes = dev->used_bytes;
     for (vk_block *b = dev->blocks; b; b = b->next) out->blocks++;
+    pthread_mutex_unlock(&dev->mem_lock);
 }
 
 /* ---- staging ring ---- */
@@ -418,27 +473,27 @@ static vkllm_status staging_ready(vk_device *dev) {
         VkResult r = vkAllocateCommandBuffers(dev->device, &ai, &s->cb);
         if (r != VK_SUCCESS) {
             s->cb = VK_NULL_HANDLE;
-            st = vk_check(r, "vkAllocateCommandBuffers", __FILE__, __LINE__);
+            st = vk_device_fail(dev, r, "vkAllocateCommandBuffers", __FILE__, __LINE__);
             break;
         }
         VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
         r = vkCreateFence(dev->device, &fi, NULL, &s->fence);
         if (r != VK_SUCCESS) {
             s->fence = VK_NULL_HANDLE;
-            st = vk_check(r, "vkCreateFence", __FILE__, __LINE__);
+            st = vk_device_fail(dev, r, "vkCreateFence", __FILE__, __LINE__);
         }
     }
     if (st) {
         vk_staging_release(dev); /* nothing was submitted yet: a half-built ring goes whole */
-        vkl_err_context("%s: creating the staging ring", dev->label);
+        vkl_err_context("creating the staging ring");
     }
     return st;
 }
 
 static vkllm_status staging_wait(vk_device *dev, vk_staging_slot *s) {
     if (!s->busy) return VKLLM_OK;
-    VK_TRY(vkWaitForFences(dev->device, 1, &s->fence, VK_TRUE, UINT64_MAX));
-    VK_TRY(vkResetFences(dev->device, 1, &s->fence));
+    VK_DEV_TRY(dev, vkWaitForFences(dev->device, 1, &s->fence, VK_TRUE, UINT64_MAX));
+    VK_DEV_TRY(dev, vkResetFences(dev->device, 1, &s->fence));
     s->busy = 0;
     return VKLLM_OK;
 }
@@ -464,7 +519,7 @@ static vkllm_status staging_copy(vk_device *dev, vk_staging_slot *s, VkBuffer sr
                          NULL, 0, NULL);
     VK_TRY(vkEndCommandBuffer(s->cb));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &s->cb};
-    VK_TRY(vkQueueSubmit(dev->queue, 1, &si, s->fence));
+    VK_DEV_TRY(dev, vk_queue_submit(dev, &si, s->fence));
     s->busy = 1;
     return VKLLM_OK;
 }
@@ -484,6 +539,9 @@ static vkllm_status check_range(const vk_device *dev, const vk_buf *buf, uint64_
     return VKLLM_OK;
 }
 
+static vkllm_status staged_write(vk_device *dev, const vk_buf *buf, uint64_t off, const void *src, uint64_t size);
+static vkllm_status staged_read(vk_device *dev, const vk_buf *buf, uint64_t off, void *dst, uint64_t size);
+
 vkllm_status vk_buf_write(vk_device *dev, const vk_buf *buf, uint64_t off, const void *src, uint64_t size) {
     vkllm_status st = check_range(dev, buf, off, size);
     if (st) return st;
@@ -491,6 +549,15 @@ vkllm_status vk_buf_write(vk_device *dev, const vk_buf *buf, uint64_t off, const
         memcpy((char *)buf->map + off, src, size);
         return VKLLM_OK;
     }
+    if ((st = vk_device_check_lost(dev))) return st;
+    pthread_mutex_lock(&dev->xfer_lock); /* one ring per opening */
+    st = staged_write(dev, buf, off, src, size);
+    pthread_mutex_unlock(&dev->xfer_lock);
+    return st;
+}
+
+static vkllm_status staged_write(vk_device *dev, const vk_buf *buf, uint64_t off, const void *src, uint64_t size) {
+    vkllm_status st;
     if ((st = staging_ready(dev))) return st;
     /* Alternate slots so the CPU fills one while the GPU copies the other. */
     const char *p = src;
@@ -517,6 +584,15 @@ vkllm_status vk_buf_read(vk_device *dev, const vk_buf *buf, uint64_t off, void *
         memcpy(dst, (const char *)buf->map + off, size);
         return VKLLM_OK;
     }
+    if ((st = vk_device_check_lost(dev))) return st;
+    pthread_mutex_lock(&dev->xfer_lock);
+    st = staged_read(dev, buf, off, dst, size);
+    pthread_mutex_unlock(&dev->xfer_lock);
+    return st;
+}
+
+static vkllm_status staged_read(vk_device *dev, const vk_buf *buf, uint64_t off, void *dst, uint64_t size) {
+    vkllm_status st;
     if ((st = staging_ready(dev))) return st;
     char *p = dst;
     uint64_t done = 0;

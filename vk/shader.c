@@ -4,6 +4,7 @@
  * truncated or foreign cache file is simply a miss. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <glslang/Public/resource_limits_c.h>
 #include <glslang/build_info.h>
 
+#include "vk/internal.h"
 #include "vk/shader_sources.h"
 #include "vk/util.h"
 #include "vk/vk.h"
@@ -62,6 +64,10 @@ static void init_once(void) {
         vkl_log(VKLLM_LOG_WARN, "cannot create cache directory %s (%s); compiling without a cache",
                 g_cache_dir, strerror(errno));
         g_cache_enabled = 0;
+    } else if (g_cache_enabled && access(g_cache_dir, W_OK) != 0) {
+        /* Still read: entries already there are hits. Nothing new is kept. */
+        vkl_log(VKLLM_LOG_WARN, "cache directory %s is not writable (%s); new shaders and pipelines "
+                "will not be cached", g_cache_dir, strerror(errno));
     }
 }
 
@@ -82,6 +88,14 @@ void vk_shader_note_pipeline_cache(uint64_t bytes) {
     pthread_mutex_lock(&g_lock);
     g_stats.pipeline_cache_loaded++;
     g_stats.pipeline_cache_bytes = bytes;
+    pthread_mutex_unlock(&g_lock);
+}
+
+void vk_shader_note_pipeline(double create_ms, int cache_hit) {
+    pthread_mutex_lock(&g_lock);
+    g_stats.pipelines_created++;
+    g_stats.pipeline_create_ms += create_ms;
+    if (cache_hit > 0) g_stats.pipeline_cache_hits++;
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -191,11 +205,7 @@ static void cache_path(char *buf, size_t cap, uint64_t key) {
     snprintf(buf, cap, "%s/spirv-%016llx.bin", g_cache_dir, (unsigned long long)key);
 }
 
-static int cache_load(uint64_t key, vk_spirv *out, double *cost_ms) {
-    char path[1200];
-    cache_path(path, sizeof path, key);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+int vk_spirv_cache_read(FILE *f, uint64_t key, vk_spirv *out, double *cost_ms) {
     spv_header h;
     int ok = fread(&h, sizeof h, 1, f) == 1 && h.magic == SPV_MAGIC && h.format == SPV_FORMAT &&
              h.key == key && h.words > 0 && h.words < (64u << 20);
@@ -205,10 +215,8 @@ static int cache_load(uint64_t key, vk_spirv *out, double *cost_ms) {
         ok = w && fread(w, 4, h.words, f) == h.words && fgetc(f) == EOF &&
              vkl_hash64(w, h.words * 4, VKL_HASH_SEED) == h.checksum && w[0] == 0x07230203u;
     }
-    fclose(f);
     if (!ok) {
         free(w);
-        vkl_log(VKLLM_LOG_DEBUG, "SPIR-V cache file %s is unusable; recompiling", path);
         return 0;
     }
     out->words = w;
@@ -217,10 +225,23 @@ static int cache_load(uint64_t key, vk_spirv *out, double *cost_ms) {
     return 1;
 }
 
+static int cache_load(uint64_t key, vk_spirv *out, double *cost_ms) {
+    char path[1200];
+    cache_path(path, sizeof path, key);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    int ok = vk_spirv_cache_read(f, key, out, cost_ms);
+    fclose(f);
+    if (!ok) vkl_log(VKLLM_LOG_DEBUG, "SPIR-V cache file %s is unusable; recompiling", path);
+    return ok;
+}
+
 static void cache_store(uint64_t key, const vk_spirv *spv, double cost_ms) {
     char path[1200], tmp[1300];
     cache_path(path, sizeof path, key);
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    /* Unique per process and call: threads of one process may store at the same time. */
+    static atomic_uint serial;
+    snprintf(tmp, sizeof tmp, "%s.%ld.%u.tmp", path, (long)getpid(), atomic_fetch_add(&serial, 1));
     FILE *f = fopen(tmp, "wb");
     if (!f) return;
     spv_header h = {SPV_MAGIC, SPV_FORMAT, key, spv->count,
@@ -274,7 +295,31 @@ done:
     return st;
 }
 
-vkllm_status vk_compile_shader(const char *name, const char *defines, vk_spirv *out) {
+/* glslang is thread-safe once initialized, but its first compile fills process-wide tables
+ * (the built-in symbol tables) that other glslang users have seen raced; that one compile runs
+ * alone and later ones in parallel. */
+static pthread_mutex_t g_first_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int g_glslang_warm;
+
+static vkllm_status compile_any_thread(const char *name, const char *defines, const char *code, vk_spirv *out) {
+    if (!atomic_load(&g_glslang_warm)) {
+        pthread_mutex_lock(&g_first_lock);
+        if (!atomic_load(&g_glslang_warm)) {
+            vkllm_status st = glslang_compile(name, defines, code, out);
+            atomic_store(&g_glslang_warm, 1);
+            pthread_mutex_unlock(&g_first_lock);
+            return st;
+        }
+        pthread_mutex_unlock(&g_first_lock);
+    }
+    return glslang_compile(name, defines, code, out);
+}
+
+vkllm_status vk_compile_shader_ex(const char *name, const char *defines, vk_spirv *out, vk_compile_info *info) {
+    vk_compile_info local;
+    if (!info) info = &local;
+    info->cache_hit = 0;
+    info->ms = 0;
     out->words = NULL;
     out->count = 0;
     pthread_once(&g_once, init_once);
@@ -290,8 +335,10 @@ vkllm_status vk_compile_shader(const char *name, const char *defines, vk_spirv *
     const uint32_t ver[3] = {GLSLANG_VERSION_MAJOR, GLSLANG_VERSION_MINOR, GLSLANG_VERSION_PATCH};
     key = vkl_hash64(ver, sizeof ver, key);
 
-    double cost = 0;
+    double cost = 0, t0 = vkl_now_ms();
     if (g_cache_enabled && cache_load(key, out, &cost)) {
+        info->cache_hit = 1;
+        info->ms = vkl_now_ms() - t0;
         pthread_mutex_lock(&g_lock);
         g_stats.spirv_hits++;
         g_stats.saved_ms += cost;
@@ -301,10 +348,10 @@ vkllm_status vk_compile_shader(const char *name, const char *defines, vk_spirv *
         free(src.p);
         return VKLLM_OK;
     }
-    double t0 = vkl_now_ms();
-    pthread_mutex_lock(&g_lock); /* glslang's process-wide state is not reentrant enough */
-    st = glslang_compile(name, defines, src.p, out);
+    st = compile_any_thread(name, defines, src.p, out);
     double ms = vkl_now_ms() - t0;
+    info->ms = ms;
+    pthread_mutex_lock(&g_lock);
     g_stats.spirv_misses++;
     g_stats.compile_ms += ms;
     pthread_mutex_unlock(&g_lock);
@@ -314,4 +361,8 @@ vkllm_status vk_compile_shader(const char *name, const char *defines, vk_spirv *
             defines ? defines : "", ms);
     if (g_cache_enabled) cache_store(key, out, ms);
     return VKLLM_OK;
+}
+
+vkllm_status vk_compile_shader(const char *name, const char *defines, vk_spirv *out) {
+    return vk_compile_shader_ex(name, defines, out, NULL);
 }

@@ -1,16 +1,23 @@
 /* Status messages, logging and small helpers shared by vk/ and runtime/. The last error is
- * thread-local so concurrent contexts never see each other's messages. */
+ * thread-local so concurrent contexts never see each other's messages; log lines from any
+ * thread reach the callback one at a time. */
 #include "vk/util.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static _Thread_local char g_last_error[1024];
-static vkllm_log_level g_log_level = VKLLM_LOG_WARN;
-static int g_log_level_from_env;
+static atomic_int g_log_level = VKLLM_LOG_WARN;
+static pthread_once_t g_log_once = PTHREAD_ONCE_INIT;
+/* Guards the callback and its user pointer, and is held while a line is delivered: the
+ * callback is never entered by two threads at once, and once vkllm_set_log_callback returns
+ * the old one is never called again. Recursive, so a callback may itself call the library. */
+static pthread_mutex_t g_log_lock;
 static vkllm_log_fn g_log_fn;
 static void *g_log_user;
 
@@ -45,30 +52,42 @@ void vkl_err_context(const char *fmt, ...) {
 const char *vkl_last_error(void) { return g_last_error; }
 void vkl_clear_error(void) { g_last_error[0] = 0; }
 
-static void log_level_from_env(void) {
-    if (g_log_level_from_env) return;
-    g_log_level_from_env = 1;
+void vkl_err_save(char *buf, size_t cap) {
+    if (cap) snprintf(buf, cap, "%s", g_last_error);
+}
+
+void vkl_err_restore(const char *msg) { snprintf(g_last_error, sizeof g_last_error, "%s", msg); }
+
+static void log_init(void) {
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&g_log_lock, &a);
+    pthread_mutexattr_destroy(&a);
     const char *e = getenv("VKLLM_LOG");
     if (!e) return;
-    if (!strcmp(e, "error")) g_log_level = VKLLM_LOG_ERROR;
-    else if (!strcmp(e, "warn")) g_log_level = VKLLM_LOG_WARN;
-    else if (!strcmp(e, "info")) g_log_level = VKLLM_LOG_INFO;
-    else if (!strcmp(e, "debug")) g_log_level = VKLLM_LOG_DEBUG;
+    if (!strcmp(e, "error")) atomic_store(&g_log_level, VKLLM_LOG_ERROR);
+    else if (!strcmp(e, "warn")) atomic_store(&g_log_level, VKLLM_LOG_WARN);
+    else if (!strcmp(e, "info")) atomic_store(&g_log_level, VKLLM_LOG_INFO);
+    else if (!strcmp(e, "debug")) atomic_store(&g_log_level, VKLLM_LOG_DEBUG);
 }
 
 int vkl_log_enabled(vkllm_log_level level) {
-    log_level_from_env();
-    return level <= g_log_level;
+    pthread_once(&g_log_once, log_init);
+    return (int)level <= atomic_load_explicit(&g_log_level, memory_order_relaxed);
 }
 
 void vkl_set_log_level(vkllm_log_level level) {
-    g_log_level_from_env = 1;
-    g_log_level = level;
+    pthread_once(&g_log_once, log_init); /* the environment applies first, so this overrides it */
+    atomic_store(&g_log_level, (int)level);
 }
 
 void vkl_set_log_callback(vkllm_log_fn fn, void *user) {
+    pthread_once(&g_log_once, log_init);
+    pthread_mutex_lock(&g_log_lock);
     g_log_fn = fn;
     g_log_user = user;
+    pthread_mutex_unlock(&g_log_lock);
 }
 
 void vkl_log(vkllm_log_level level, const char *fmt, ...) {
@@ -78,12 +97,11 @@ void vkl_log(vkllm_log_level level, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (g_log_fn) {
-        g_log_fn(level, msg, g_log_user);
-        return;
-    }
     static const char *names[] = {"error", "warn", "info", "debug"};
-    fprintf(stderr, "vkllm %s: %s\n", names[level], msg);
+    pthread_mutex_lock(&g_log_lock);
+    if (g_log_fn) g_log_fn(level, msg, g_log_user);
+    else fprintf(stderr, "vkllm %s: %s\n", names[level], msg);
+    pthread_mutex_unlock(&g_log_lock);
 }
 
 uint64_t vkl_hash64(const void *data, size_t n, uint64_t seed) {
@@ -117,7 +135,7 @@ const char *vkl_fmt_bytes(char *buf, size_t cap, uint64_t bytes) {
 
 char *vkl_strdup(const char *s) {
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = vkl_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
 }

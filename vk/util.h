@@ -20,10 +20,15 @@ vkllm_status vkl_err(vkllm_status st, const char *fmt, ...) VKL_PRINTF(2, 3);
 void vkl_err_context(const char *fmt, ...) VKL_PRINTF(1, 2);
 const char *vkl_last_error(void);
 void vkl_clear_error(void);
+/* Copies this thread's last error into buf, and makes msg the last error again: cleanup that
+ * may fail itself keeps the message of the failure that brought it there. */
+void vkl_err_save(char *buf, size_t cap);
+void vkl_err_restore(const char *msg);
 
 void vkl_log(vkllm_log_level level, const char *fmt, ...) VKL_PRINTF(2, 3);
 int vkl_log_enabled(vkllm_log_level level);
 void vkl_set_log_level(vkllm_log_level level);
+/* Thread-safe: the callback receives one line at a time, whatever thread logs it. */
 void vkl_set_log_callback(vkllm_log_fn fn, void *user);
 
 /* 64-bit FNV-1a, chained through `seed` (pass VKL_HASH_SEED to start). Cache keys only. */
@@ -34,6 +39,13 @@ double vkl_now_ms(void);
 /* "1.5 GiB", "512.0 MiB", "17 B" into buf (at least 32 bytes). Returns buf. */
 const char *vkl_fmt_bytes(char *buf, size_t cap, uint64_t bytes);
 char *vkl_strdup(const char *s);
+
+/* The library's own host allocations (released with free()). A test can make the Nth of them
+ * fail (vk_fault_set in vk/fault.h, which defines them), so the load, context and generation
+ * paths allocate through these. */
+void *vkl_malloc(size_t size);
+void *vkl_calloc(size_t n, size_t size);
+void *vkl_realloc(void *p, size_t size);
 
 /* Multiplication/addition that report overflow instead of wrapping. Return 0 on overflow. */
 static inline int vkl_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {

@@ -50,6 +50,9 @@ typedef struct vk_device_opts {
     uint64_t fail_above;
 } vk_device_opts;
 
+/* Any thread may open, use and close openings; one opening may serve several threads at once
+ * (allocations, batches, transfers and pipelines are locked per opening), but it must not be
+ * closed while another thread still uses it. */
 vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_opts *opts,
                             vk_device **out);
 /* Waits for idle, saves the pipeline cache, frees everything. */
@@ -57,6 +60,11 @@ void vk_device_close(vk_device *dev);
 const vkllm_device_info *vk_device_props(const vk_device *dev);
 /* A label for messages, e.g. "device 0 (llvmpipe) #2" for the second opening. */
 const char *vk_device_label(const vk_device *dev);
+/* 1 once a call on this opening returned VK_ERROR_DEVICE_LOST: from then on batches and
+ * transfers fail with VKLLM_ERR_DEVICE_LOST at once, and only closing it is useful. */
+int vk_device_lost(const vk_device *dev);
+/* VKLLM_ERR_DEVICE_LOST naming dev when it was lost earlier, else VKLLM_OK. */
+vkllm_status vk_device_check_lost(const vk_device *dev);
 
 /* -------------------------------------------------------------- memory ---- */
 
@@ -123,6 +131,9 @@ typedef struct vk_mem_stats {
     uint64_t imported_bytes; /* host memory imported by vk_buf_import_host */
     uint64_t used_bytes;   /* bytes handed out to live vk_bufs */
     uint32_t blocks;
+    /* Device-local allocations refused so far: over the budget, or out of device memory by the
+     * driver (not host memory: a failed malloc is not a card giving less than it said). */
+    uint32_t refusals;
 } vk_mem_stats;
 void vk_mem_get_stats(const vk_device *dev, vk_mem_stats *out);
 
@@ -139,12 +150,22 @@ typedef struct vk_shader_stats {
     double saved_ms;                   /* compile time the cache hits saved (recorded cost) */
     uint32_t pipeline_cache_loaded;    /* 1 if a VkPipelineCache blob was accepted */
     uint64_t pipeline_cache_bytes;
+    uint32_t pipelines_created;        /* vkCreateComputePipelines calls that succeeded */
+    double pipeline_create_ms;         /* time spent in them (summed over threads) */
+    uint32_t pipeline_cache_hits;      /* of them, served from the VkPipelineCache (where the
+                                          driver reports it: Vulkan 1.3 creation feedback) */
 } vk_shader_stats;
 
 /* Compiles shaders/<name> (embedded) with `defines` ("A=1;B=float", may be NULL) prepended
  * after #version, consulting the SPIR-V disk cache. VKLLM_ERR_SHADER with the shader name,
  * defines and glslang's log on failure. The caller frees out->words. */
 vkllm_status vk_compile_shader(const char *name, const char *defines, vk_spirv *out);
+/* The same, saying what it cost. Any thread may compile at any time. */
+typedef struct vk_compile_info {
+    int cache_hit; /* read from the SPIR-V cache */
+    double ms;     /* wall time of the compile or the cache read */
+} vk_compile_info;
+vkllm_status vk_compile_shader_ex(const char *name, const char *defines, vk_spirv *out, vk_compile_info *info);
 void vk_shader_get_stats(vk_shader_stats *out);
 /* The cache directory in use ($VKLLM_CACHE_DIR, $XDG_CACHE_HOME/vkllm, ~/.cache/vkllm);
  * NULL when caching is disabled (VKLLM_CACHE_DIR="" or no home). */
@@ -167,8 +188,43 @@ typedef struct vk_pipeline_desc {
 
 typedef struct vk_pipeline vk_pipeline;
 
-/* Returns the pipeline for desc, creating and memoizing it on first use. */
+/* Returns the pipeline for desc, creating and memoizing it on first use. Thread-safe: two
+ * threads asking for the same new pipeline build it once. While the calling thread records a
+ * dry batch (below), the pipeline is returned unbuilt instead: only a dry batch takes it. */
 vkllm_status vk_pipeline_get(vk_device *dev, const vk_pipeline_desc *desc, vk_pipeline **out);
+
+/* Preparing pipelines before their first use, instead of compiling them one by one during
+ * the first evaluation: record the work dry (vk_batch_begin_dry; every check of a real
+ * recording runs, nothing is recorded or submitted, and the pipelines not built yet are
+ * noted with the arguments of their first dispatch), then build everything noted at once:
+ *   vk_prepare_create(&prep);
+ *   for each opening and shape: vk_batch_begin_dry(dev, prep, &b); record; vk_batch_free(b);
+ *   vk_prepare_build(prep, 0, &stats);
+ *   vk_prepare_free(prep);
+ * vk_prepare_build compiles each shader variant once (SPIR-V cache first), creates its
+ * pipelines on every opening that asked for it, on several threads, and runs each new
+ * pipeline once (one workgroup, with the bindings and push constants of its first dry
+ * dispatch, so those buffers must still exist): drivers that compile at first use, as
+ * lavapipe does, compile then. Those runs write into the bound buffers, which must hold
+ * nothing of value. */
+typedef struct vk_prepare vk_prepare;
+typedef struct vk_prepare_stats {
+    uint32_t pipelines;           /* pipelines built now (others existed already) */
+    uint32_t variants;            /* shader variants among them (each compiled or read once) */
+    uint32_t spirv_compiled;      /* variants compiled by glslang */
+    uint32_t spirv_cached;        /* variants read from the SPIR-V cache */
+    uint32_t pipeline_cache_hits; /* pipelines the driver took from its VkPipelineCache */
+    uint32_t pipeline_cache_told; /* pipelines whose creation said hit or miss at all */
+    uint32_t threads;             /* build threads used */
+    double compile_ms;            /* glslang and SPIR-V cache reads, summed over threads */
+    double create_ms;             /* vkCreateComputePipelines, summed over threads */
+    double build_ms;              /* wall time until every pipeline was built */
+    double total_ms;              /* wall time including the first runs */
+} vk_prepare_stats;
+vkllm_status vk_prepare_create(vk_prepare **out);
+/* n_threads 0: min(4, online processors). */
+vkllm_status vk_prepare_build(vk_prepare *prep, uint32_t n_threads, vk_prepare_stats *out);
+void vk_prepare_free(vk_prepare *prep);
 
 /* ------------------------------------------------------------- batches ---- */
 
@@ -187,6 +243,9 @@ typedef struct vk_batch vk_batch;
  * reads and writes: only where a range read or written overlaps an earlier write (or a write
  * overlaps an earlier read) since the last barrier. */
 vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out);
+/* A dry batch for vk_prepare_build (see vk_prepare above): recorded and freed on one thread,
+ * never submitted. */
+vkllm_status vk_batch_begin_dry(vk_device *dev, vk_prepare *prep, vk_batch **out);
 vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds,
                                uint32_t n_binds, const void *push, uint32_t gx, uint32_t gy,
                                uint32_t gz, const char *label);
