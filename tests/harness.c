@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "vkllm.h"
@@ -85,7 +86,8 @@ const char *th_data_path(const char *rel, char *buf, size_t cap) {
 const char *th_tmp_path(const char *name, char *buf, size_t cap) {
     const char *root = getenv("VKLLM_TEST_TMP");
     if (!root || !*root) root = "/tmp";
-    snprintf(buf, cap, "%s/%s", root, name);
+    /* The process id keeps tests that run at once (a test and its *_staging variant) apart. */
+    snprintf(buf, cap, "%s/%ld_%s", root, (long)getpid(), name);
     return buf;
 }
 
