@@ -58,8 +58,9 @@ typedef enum vkllm_status {
     VKLLM_ERR_OUT_OF_MEMORY, /* host, device or per-device budget exhausted */
     VKLLM_ERR_DEVICE_LOST,   /* the driver reported VK_ERROR_DEVICE_LOST: the message names the
                                 device; every later call on the models and contexts using it
-                                fails the same way, and freeing them is all that is left (safe,
-                                and it does not wait for the lost device) */
+                                fails the same way, and freeing them is all that is left (safe;
+                                nothing waits for work that was never submitted, and a lost
+                                device answers every wait at once) */
     VKLLM_ERR_VULKAN,        /* any other Vulkan error */
     VKLLM_ERR_SHADER,        /* a shader failed to compile or link */
     VKLLM_ERR_IO,            /* a file could not be opened, read or written */

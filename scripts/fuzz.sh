@@ -28,7 +28,9 @@ mkdir -p "$dir/fuzz-artifacts" "$dir/fuzz-logs"
 
 # The run must not write into the user's shader cache; leaks fail the run like crashes.
 export VKLLM_CACHE_DIR=""
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
+# no_huge_pages_for_shadow=0: the cache readers may allocate up to 256 MiB for one input, and
+# ASan poisons the shadow of each such block (see tests/CMakeLists.txt); this makes it cheap.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:no_huge_pages_for_shadow=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 failed=()
