@@ -15,11 +15,14 @@
 #include "runtime/cpu_ref.h"
 #include "runtime/kern_matmul.h"
 #include "runtime/kern_stream.h"
+#include "runtime/tune.h"
 #include "runtime/wtype.h"
 #include "vk/util.h"
 #include "vk/vk.h"
 
 #define BENCH_NMSE_MAX 1e-9
+/* The int_dot variants round x to 8 bits: about 1.6e-5 of relative error energy for uniform x. */
+#define BENCH_IDOT_NMSE_MAX 1e-4
 #define MM_CHECK_TOKENS 70 /* the matmul check covers the first tokens (two 64-token tiles)... */
 #define MM_CHECK_MACS 4e8  /* ...as far as the CPU reference can afford, but at least 8 */
 #define DISTINCT_ROWS 64   /* rows quantized; the matrix repeats them, so big shapes set up fast */
@@ -27,30 +30,7 @@
 static const uint32_t bench_types[] = {WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q4_0, WTYPE_Q4_1,
                                        WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K};
 
-/* matvec.comp variants first (coalesced, for GPUs): more rows per workgroup reuse each x load
- * more often, more invocations hide more latency. Then the by-row kernels (matvec_rows.comp,
- * matvec_rows_k.comp for the K-quants: whole rows per invocation, for CPU devices) at a few
- * workgroup sizes. */
-static const kern_matvec_cfg mv_variants[] = {
-    {.wg = 32, .rows = 1},  {.wg = 64, .rows = 1},  {.wg = 64, .rows = 2},  {.wg = 64, .rows = 4},
-    {.wg = 128, .rows = 2}, {.wg = 128, .rows = 4}, {.wg = 256, .rows = 4}, {.wg = 256, .rows = 8},
-    {.by_row = 1, .wg = 8, .rows = 4}, {.by_row = 1, .wg = 8, .rows = 8}, {.by_row = 1, .wg = 8, .rows = 16},
-    {.by_row = 1, .wg = 32, .rows = 16}, {.by_row = 1, .wg = 8, .rows = 32},
-};
-/* matmul.comp tiles: the default, smaller and larger register tiles, shallower K steps. Then
- * the by-row kernels with 4..16 tokens per invocation. */
-static const kern_matmul_cfg mm_variants[] = {
-    {.bm = 64, .bn = 64, .bk = 32, .tm = 4, .tn = 4},
-    {.bm = 32, .bn = 32, .bk = 32, .tm = 4, .tn = 4},
-    {.bm = 64, .bn = 32, .bk = 32, .tm = 4, .tn = 2},
-    {.bm = 128, .bn = 64, .bk = 32, .tm = 8, .tn = 4},
-    {.bm = 64, .bn = 64, .bk = 16, .tm = 4, .tn = 4},
-    {.bm = 128, .bn = 128, .bk = 16, .tm = 8, .tn = 8},
-    {.by_row = 1, .bm = 64, .tm = 8, .tn = 8},
-    {.by_row = 1, .bm = 128, .tm = 16, .tn = 8},
-    {.by_row = 1, .bm = 64, .tm = 4, .tn = 16},
-    {.by_row = 1, .bm = 128, .tm = 16, .tn = 16},
-};
+/* The variants are runtime/tune.c's table, the ones `vkllm tune` chooses from. */
 
 typedef struct bench {
     vk_instance *inst;
@@ -125,6 +105,7 @@ typedef struct bench_case {
     uint32_t check_tok; /* tokens of the matmul result compared with the reference */
     float *ref_mv, *ref_mm, *got;
     vk_buf bw, bx, by;
+    vk_buf bs; /* scratch for the int_dot variants' 8-bit activations (when the type has them) */
 } bench_case;
 
 static void print_row(const char *type, const char *variant, const char *shape, double ms, double bytes,
@@ -140,7 +121,7 @@ static void print_row(const char *type, const char *variant, const char *shape, 
  * wall-clock time), or -1 with the error printed. */
 static double run_variant(bench *B, bench_case *c, const kern_matvec_cfg *mv, const kern_matmul_cfg *mm,
                           uint32_t reps) {
-    kern_ctx k = {.dev = B->dev, .extra_defines = B->defines};
+    kern_ctx k = {.dev = B->dev, .extra_defines = B->defines, .scratch = c->bs.block ? &c->bs : NULL};
     if (vk_batch_begin(B->dev, &k.batch) != VKLLM_OK) return -1;
     uint32_t per_call = 0;
     vkllm_status st = VKLLM_OK;
@@ -170,7 +151,7 @@ static int check_variant(bench *B, bench_case *c, const kern_matvec_cfg *mv, con
     size_t n = mv ? B->rows : (size_t)c->check_tok * B->rows;
     if (vk_buf_read(B->dev, &c->by, 0, c->got, n * 4) != VKLLM_OK) return 0;
     double e = nmse(mv ? c->ref_mv : c->ref_mm, c->got, n);
-    if (!(e <= BENCH_NMSE_MAX)) {
+    if (!(e <= ((mv ? mv->int_dot : mm->int_dot) ? BENCH_IDOT_NMSE_MAX : BENCH_NMSE_MAX))) {
         printf("%-5s | %-24s | FAILED: nmse %.3g against the CPU reference\n", wtype_get(c->type)->name, label, e);
         return 0;
     }
@@ -211,7 +192,9 @@ static void bench_type(bench *B, uint32_t type, int do_mv, int do_mm) {
     }
     if (vk_buf_alloc(B->dev, VK_MEM_DEVICE, c.wbytes, &c.bw) || vk_buf_alloc(B->dev, VK_MEM_DEVICE, nx * 4, &c.bx) ||
         vk_buf_alloc(B->dev, VK_MEM_DEVICE, (size_t)B->ntok * B->rows * 4, &c.by) ||
-        vk_buf_write(B->dev, &c.bw, 0, w, c.wbytes) || vk_buf_write(B->dev, &c.bx, 0, x, nx * 4)) {
+        vk_buf_write(B->dev, &c.bw, 0, w, c.wbytes) || vk_buf_write(B->dev, &c.bx, 0, x, nx * 4) ||
+        (kern_int_dot_supported(vk_device_props(B->dev), type) &&
+         vk_buf_alloc(B->dev, VK_MEM_DEVICE, kern_int_dot_scratch_bytes(B->cols, B->ntok), &c.bs))) {
         printf("%-5s | device buffers failed: %s\n", t->name, vkllm_last_error());
         goto done;
     }
@@ -219,12 +202,11 @@ static void bench_type(bench *B, uint32_t type, int do_mv, int do_mm) {
     char label[64], shape[48];
     if (do_mv) {
         snprintf(shape, sizeof shape, "%ux%u", B->rows, B->cols);
-        for (size_t v = 0; v < sizeof mv_variants / sizeof mv_variants[0]; v++) {
-            const kern_matvec_cfg *cfg = &mv_variants[v];
-            if (cfg->by_row)
-                snprintf(label, sizeof label, "matvec%zu by-row wg%u rl%u", v + 1, cfg->wg, cfg->rows);
-            else
-                snprintf(label, sizeof label, "matvec%zu wg%u rows%u", v + 1, cfg->wg, cfg->rows);
+        for (uint32_t v = 0; v < tune_matvec_count; v++) {
+            const kern_matvec_cfg *cfg = &tune_matvec_variants[v];
+            char name[48];
+            if (!tune_matvec_usable(vk_device_props(B->dev), type, cfg)) continue;
+            snprintf(label, sizeof label, "matvec%u %s", v + 1, tune_matvec_label(cfg, name, sizeof name));
             if (B->only && !strstr(label, B->only)) continue;
             if (!check_variant(B, &c, cfg, NULL, label)) continue;
             double ms = run_variant(B, &c, cfg, NULL, B->reps);
@@ -235,13 +217,11 @@ static void bench_type(bench *B, uint32_t type, int do_mv, int do_mm) {
     }
     if (do_mm) {
         snprintf(shape, sizeof shape, "%ux%ux%u", B->rows, B->cols, B->ntok);
-        for (size_t v = 0; v < sizeof mm_variants / sizeof mm_variants[0]; v++) {
-            const kern_matmul_cfg *cfg = &mm_variants[v];
-            if (cfg->by_row)
-                snprintf(label, sizeof label, "matmul%zu by-row %u rl%u nt%u", v + 1, cfg->bm, cfg->tm, cfg->tn);
-            else
-                snprintf(label, sizeof label, "matmul%zu %ux%ux%u %ux%u", v + 1, cfg->bm, cfg->bn, cfg->bk,
-                         cfg->tm, cfg->tn);
+        for (uint32_t v = 0; v < tune_matmul_count; v++) {
+            const kern_matmul_cfg *cfg = &tune_matmul_variants[v];
+            char name[48];
+            if (!tune_matmul_usable(vk_device_props(B->dev), type, cfg)) continue;
+            snprintf(label, sizeof label, "matmul%u %s", v + 1, tune_matmul_label(cfg, name, sizeof name));
             if (B->only && !strstr(label, B->only)) continue;
             if (!check_variant(B, &c, NULL, cfg, label)) continue;
             double ms = run_variant(B, &c, NULL, cfg, B->reps);
@@ -255,6 +235,7 @@ done:
     if (c.bw.block) vk_buf_free(B->dev, &c.bw);
     if (c.bx.block) vk_buf_free(B->dev, &c.bx);
     if (c.by.block) vk_buf_free(B->dev, &c.by);
+    if (c.bs.block) vk_buf_free(B->dev, &c.bs);
     free(wf), free(x), free(w), free(c.ref_mv), free(c.ref_mm), free(c.got);
 }
 

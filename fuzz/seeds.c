@@ -2,7 +2,8 @@
  * small valid GGUFs from the synthetic generator (several weight types, with and without
  * weights), hand-made malformed GGUFs (the kinds tests/test_gguf.c refuses), the header of
  * stories260K, tokenizer strings from DATA's *.inp and encode vectors, a SPIR-V cache entry
- * written by the real compiler, pipeline-cache files and CLI option lists. DATA defaults to
+ * written by the real compiler, pipeline-cache files, CLI option lists and kernel tuning
+ * profiles. DATA defaults to
  * $VKLLM_TEST_DATA, else ../shared/models next to the sources; what is absent is skipped.
  * Nothing here is committed: the corpora are made in the build folder. */
 #include <errno.h>
@@ -15,10 +16,12 @@
 
 #include "runtime/gguf.h"
 #include "runtime/synth.h"
+#include "runtime/tune.h"
 #include "runtime/wtype.h"
 #include "vk/util.h"
 #include "vk/vk.h"
 #include "vkllm.h"
+#include "fuzz/tune_device.h"
 
 static const char *g_out;
 static int g_written;
@@ -441,6 +444,51 @@ static void seeds_caches(void) {
     }
 }
 
+/* ---------------------------------------------------------- tuning profiles ---- */
+
+/* Profiles for fuzz/tune_device.h's device as the tuner writes them: every variant of the
+ * table for some type, a few types at once, none; then damaged ones (stale, cut, mistyped). */
+static void seeds_tune(void) {
+    vkllm_device_info info;
+    fuzz_tune_device(&info);
+    static const uint32_t types[] = {WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q4_0, WTYPE_Q4_1,
+                                     WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K};
+    const uint32_t n_types = sizeof types / sizeof types[0];
+    tune_profile p;
+    char name[64];
+    for (int k = 0; k < 4; k++) {
+        memset(&p, 0, sizeof p);
+        for (uint32_t i = 0; i < n_types; i++) {
+            uint32_t t = types[i];
+            if (k == 1 && i % 3) continue;
+            if (k == 2) break; /* no choices at all */
+            p.mv[t] = tune_matvec_variants[(i + (uint32_t)k * 5) % tune_matvec_count];
+            p.mm[t] = tune_matmul_variants[(i + (uint32_t)k * 3) % tune_matmul_count];
+            if (!tune_matvec_usable(&info, t, &p.mv[t]) || !tune_matmul_usable(&info, t, &p.mm[t])) continue;
+            p.mv_alt[t] = p.mv[t].int_dot ? tune_matvec_variants[0] : p.mv[t];
+            p.mm_alt[t] = p.mm[t].int_dot ? tune_matmul_variants[0] : p.mm[t];
+            p.mv_types |= 1u << t;
+            p.mm_types |= 1u << t;
+        }
+        char *text = tune_profile_json(&p, &info, NULL);
+        if (!text) continue;
+        snprintf(name, sizeof name, "profile-%d.json", k);
+        put("fuzz_tune", name, text, strlen(text));
+        if (k == 0) {
+            put("fuzz_tune", "cut.json", text, strlen(text) / 2);
+            char *v = strstr(text, "\"version\"");
+            if (v && (v = strchr(v, ':'))) {
+                v[1] = '7'; /* another format version */
+                put("fuzz_tune", "stale-version.json", text, strlen(text));
+            }
+        }
+        free(text);
+    }
+    static const char mistyped[] = "{\"format\":\"vkllm-tune\",\"version\":1,\"device\":{\"uuid\":\"\"},"
+                                   "\"matvec\":{\"q4_0\":{\"by_row\":\"1\",\"wg\":1e300,\"rows\":-1}}}";
+    put("fuzz_tune", "mistyped.json", mistyped, sizeof mistyped - 1);
+}
+
 /* -------------------------------------------------------------- CLI options ---- */
 
 static void seeds_args(void) {
@@ -472,7 +520,7 @@ int main(int argc, char **argv) {
     const char *env = getenv("VKLLM_TEST_DATA");
     const char *data = argc > 2 ? argv[2] : env && *env ? env : VKLLM_FUZZ_DEFAULT_DATA;
     static const char *const targets[] = {"fuzz_gguf", "fuzz_tokenizer", "fuzz_spirv_cache",
-                                          "fuzz_pipeline_cache", "fuzz_args"};
+                                          "fuzz_pipeline_cache", "fuzz_args", "fuzz_tune"};
     char path[2048];
     if (!make_dir(g_out)) return 1;
     for (size_t i = 0; i < sizeof targets / sizeof *targets; i++) {
@@ -483,6 +531,7 @@ int main(int argc, char **argv) {
     seeds_tokenizer(data);
     seeds_caches();
     seeds_args();
+    seeds_tune();
     printf("vkllm-fuzz-seeds: %d seed files in %s\n", g_written, g_out);
     return 0;
 }

@@ -132,7 +132,8 @@ typedef struct vkllm_device_info {
     uint32_t subgroup_ops; /* VkSubgroupFeatureFlags bits */
     int shader_fp16, shader_int8, shader_int16, shader_int64;
     int storage_8bit, storage_16bit;
-    int integer_dot_product; /* VK_KHR_shader_integer_dot_product, 4x8 packed accelerated */
+    int integer_dot_product; /* shaderIntegerDotProduct (Vulkan 1.3 or VK_KHR_shader_integer_dot_product) */
+    int integer_dot_4x8_accelerated; /* ... and its signed 4x8-bit packed product is fast in hardware */
     int cooperative_matrix;  /* VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix */
     int push_descriptors, timeline_semaphores, external_host_memory;
     uint64_t min_imported_host_pointer_alignment; /* VK_EXT_external_memory_host; 0 without */
@@ -410,6 +411,25 @@ typedef struct vkllm_profile_entry {
 VKLLM_API vkllm_status vkllm_context_get_profile(const vkllm_context *ctx, vkllm_profile_entry **out,
                                                  uint32_t *count);
 VKLLM_API void vkllm_context_reset_profile(vkllm_context *ctx);
+
+/* The single-token evaluations (decode steps) of a context since it was created or since
+ * vkllm_context_reset_step_stats: wall time inside the library, the GPU time of their
+ * submissions (each device's first to last timestamp, summed; 0 where the queue has no
+ * timestamps) and the time the calling thread spent blocked on their fences.
+ * (wall_ms - gpu_ms) / n_steps is the host's cost per token as the GPU sees it (the library's
+ * work, the driver's submission and its wake-ups); (wall_ms - wait_ms) / n_steps is the part
+ * spent on the calling thread. A step is recorded once per span of positions and replayed
+ * with the position and token in a buffer; n_recorded counts the recordings
+ * (VKLLM_NO_REPLAY=1 records every step). */
+typedef struct vkllm_step_stats {
+    uint64_t n_steps;
+    uint64_t n_recorded;
+    double wall_ms;
+    double gpu_ms;
+    double wait_ms;
+} vkllm_step_stats;
+VKLLM_API vkllm_status vkllm_context_get_step_stats(const vkllm_context *ctx, vkllm_step_stats *out);
+VKLLM_API void vkllm_context_reset_step_stats(vkllm_context *ctx);
 
 /* Runs tokens through the model at the next positions (prompt chunks are processed as
  * matrix products, n_batch at a time) and keeps the logits of the last one.

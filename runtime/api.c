@@ -58,6 +58,8 @@ struct vkllm_context {
     float *logits; /* (n_vocab) */
     int logits_valid;
     prof *prof;    /* per-op GPU time when the model profiles; NULL otherwise */
+    vkllm_step_stats steps; /* single-token evaluations (n_recorded: since the last reset) */
+    uint64_t recorded0;     /* fwd_steps_recorded at that reset */
 };
 
 struct vkllm_vocab {
@@ -710,8 +712,18 @@ static vkllm_status eval_chunks(vkllm_context *c, const int32_t *tokens, uint32_
         return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u of %u positions used, %u more requested",
                        c->pos, n_ctx, n);
     c->logits_valid = 0;
+    double t0 = n == 1 ? vkl_now_ms() : 0;
     st = fwd_eval(c->fwd, tokens, n, c->pos, want, c->logits, best);
     if (st) return st;
+    if (n == 1) {
+        /* The host's cost per token is what the wall time leaves beside the GPU's. */
+        double gpu = fwd_last_gpu_ms(c->fwd);
+        c->steps.n_steps++;
+        c->steps.wall_ms += vkl_now_ms() - t0;
+        c->steps.wait_ms += fwd_last_wait_ms(c->fwd);
+        if (gpu >= 0) c->steps.gpu_ms += gpu;
+        c->steps.n_recorded = fwd_steps_recorded(c->fwd) - c->recorded0;
+    }
     c->pos += n;
     c->logits_valid = want == GPU_OUT_LOGITS;
     return VKLLM_OK;
@@ -735,6 +747,18 @@ vkllm_status vkllm_context_get_profile(const vkllm_context *c, vkllm_profile_ent
     if (c->prof->n) memcpy(*out, c->prof->e, c->prof->n * sizeof **out);
     *count = c->prof->n;
     return VKLLM_OK;
+}
+
+vkllm_status vkllm_context_get_step_stats(const vkllm_context *c, vkllm_step_stats *out) {
+    if (!c || !out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_get_step_stats: NULL argument");
+    *out = c->steps;
+    return VKLLM_OK;
+}
+
+void vkllm_context_reset_step_stats(vkllm_context *c) {
+    if (!c) return;
+    memset(&c->steps, 0, sizeof c->steps);
+    c->recorded0 = fwd_steps_recorded(c->fwd);
 }
 
 void vkllm_context_reset_profile(vkllm_context *c) {

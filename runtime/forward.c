@@ -116,3 +116,25 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
     if (first && st == first) vkl_err_restore(first_msg);
     return st;
 }
+
+double fwd_last_gpu_ms(const fwd_ctx *f) {
+    double sum = 0;
+    for (uint32_t s = 0; s < f->n_stages; s++) {
+        double ms = gpu_ctx_last_gpu_ms(f->c[s]);
+        if (ms < 0) return -1;
+        sum += ms;
+    }
+    return sum;
+}
+
+double fwd_last_wait_ms(const fwd_ctx *f) {
+    double sum = 0;
+    for (uint32_t s = 0; s < f->n_stages; s++) sum += gpu_ctx_last_wait_ms(f->c[s]);
+    return sum;
+}
+
+uint64_t fwd_steps_recorded(const fwd_ctx *f) {
+    uint64_t n = 0;
+    for (uint32_t s = 0; s < f->n_stages; s++) n += gpu_ctx_steps_recorded(f->c[s]);
+    return n;
+}

@@ -34,4 +34,13 @@ int fwd_kv_f16(const fwd_ctx *f);
 vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want,
                       float *logits, int32_t *argmax);
 
+/* After fwd_eval: the GPU time of its last chunk, summed over the stages (first to last
+ * timestamp of each stage's submission; for one token, the whole step), or -1 where a queue
+ * has no timestamps. */
+double fwd_last_gpu_ms(const fwd_ctx *f);
+/* After fwd_eval: how long its stages' last waits blocked, summed. */
+double fwd_last_wait_ms(const fwd_ctx *f);
+/* Single-token steps recorded over all stages (the rest were replays). */
+uint64_t fwd_steps_recorded(const fwd_ctx *f);
+
 #endif

@@ -5,7 +5,10 @@
  *              att = attention(q, cache); x += Wo att;
  *              xb = rmsnorm(x); x += Wdown (silu(Wgate xb) * (Wup xb))
  *   logits = Wout rmsnorm(x[last])             (the output stage; others hand x on)
- * all recorded into one batch, so a stage's share of a token step is one submission. */
+ * all recorded into one batch, so a stage's share of a token step is one submission.
+ * A single-token step is recorded once and replayed: the position and the token go into a
+ * small host-written buffer the kernels read (kern_ctx.pos_buf), so the host's share of a
+ * decode step is two small writes, a submission and a fence wait. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,7 +32,24 @@ struct gpu_ctx {
     prof *ctx_prof;            /* where this context's evaluations add their op times, or NULL */
     prof *prof;                /* ctx_prof (else s->prof) when the submission in flight was recorded */
     prof_marks marks;          /* which dispatches of k.batch each op issued (with prof) */
+    /* Record-once decode: per output kind a reusable batch serving the positions below its
+     * pos_end (the attention split is planned for pos_end); k.batch is one of them while
+     * in_step, so the wait keeps it. */
+    struct {
+        vk_batch *batch;
+        uint32_t pos_end;
+    } step[3];
+    int in_step;
+    int replay;           /* single-token steps are replayed (else recorded each time) */
+    double last_gpu_ms;   /* GPU span of the last submission waited for, or -1 */
+    double last_wait_ms;  /* how long the host blocked on its fence */
+    uint64_t n_recorded;  /* single-token steps recorded (the rest were replays) */
 };
+
+/* Positions one recorded decode step serves: the attention split planned for the end of the
+ * span wastes at most this many positions of empty work, and a step is recorded again once
+ * per span. */
+#define STEP_SPAN 256u
 
 /* ---------------------------------------------------------------- weights ---- */
 
@@ -162,8 +182,9 @@ void gpu_ctx_free(gpu_ctx *c) {
     vk_device *dev = c->s->dev;
     if (c->k.batch) {
         vk_batch_wait(c->k.batch);
-        vk_batch_free(c->k.batch);
+        if (!c->in_step) vk_batch_free(c->k.batch);
     }
+    for (int i = 0; i < 3; i++) vk_batch_free(c->step[i].batch);
     for (uint32_t l = 0; l < c->s->ps.n_layers; l++) { /* either array may be missing after a failure */
         if (c->k_cache) vk_buf_free(dev, &c->k_cache[l]);
         if (c->v_cache) vk_buf_free(dev, &c->v_cache[l]);
@@ -186,6 +207,7 @@ vkllm_status gpu_ctx_create(gpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int 
     c->n_batch = n_batch;
     c->kv_f16 = kv_f16;
     c->k.dev = s->dev;
+    c->k.scratch = &c->b[PCB_IDOT]; /* lent to the integer dot product variants a profile picks */
     uint32_t nl = s->ps.n_layers;
     c->k_cache = vkl_calloc(nl ? nl : 1, sizeof *c->k_cache);
     c->v_cache = vkl_calloc(nl ? nl : 1, sizeof *c->v_cache);
@@ -206,6 +228,11 @@ vkllm_status gpu_ctx_create(gpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int 
         gpu_ctx_free(c);
         return st;
     }
+    /* Replay binds each layer's cache whole; VKLLM_NO_REPLAY=1 records every step (to compare). */
+    const char *nr = getenv("VKLLM_NO_REPLAY");
+    c->replay = !(nr && *nr && strcmp(nr, "0")) && cache_bytes <= kern_max_binding(&c->k) &&
+                n_ctx <= KERN_ROPE_MAX_POS;
+    c->last_gpu_ms = -1;
     *out = c;
     return VKLLM_OK;
 }
@@ -227,8 +254,17 @@ static vkllm_status linear_at(gpu_ctx *c, const gpu_tensor *w, const vk_buf *w_b
                              : kern_matmul(&c->k, w->type, w_buf, w_off, x, 0, y, 0, w->rows, w->cols, n);
     if (st || !c->prof) return st;
     /* The weights once, n rows of x in and of y out. */
-    uint64_t bytes = wtype_row_bytes(w->type, w->cols) * w->rows + (uint64_t)n * (w->cols + w->rows) * 4;
+    uint64_t bytes = wtype_row_bytes(w->type, w->cols) * w->rows + (uint64_t)n * (w->cols + w->rows * (c->k.acc_y ? 2 : 1)) * 4;
     return mark(c, first, n == 1 ? "matvec" : "matmul", w->type, bytes, 2ull * w->rows * w->cols * n);
+}
+
+/* y += W x: linear_at with the residual add fused in (y is read as well as written). */
+static vkllm_status linear_add(gpu_ctx *c, const gpu_tensor *w, const vk_buf *w_buf, uint64_t w_off,
+                               const vk_buf *x, const vk_buf *y, uint32_t n) {
+    c->k.acc_y = 1;
+    vkllm_status st = linear_at(c, w, w_buf, w_off, x, y, n);
+    c->k.acc_y = 0;
+    return st;
 }
 
 /* Offset of matrix j of a layer inside one half of the stream buffer: the host-resident
@@ -278,6 +314,8 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
     const uint64_t d = hp->n_embd, qd = (uint64_t)hp->n_head * hp->head_dim;
     const uint64_t kvd = (uint64_t)hp->n_head_kv * hp->head_dim, kv_esz = c->kv_f16 ? 2 : 4;
     const uint32_t NONE = UINT32_MAX;
+    /* A recorded step finds its token beside the position (see gpu_stage_submit). */
+    if (k->pos_buf && s->ps.has_embd) TRY(vk_batch_copy(k->batch, k->pos_buf, 4, &b[PCB_IDS], 0, 4));
     if (s->ps.has_embd)
         OP("embed", s->token_embd.type, n * (wtype_row_bytes(s->token_embd.type, d) + 4 + d * 4), 0,
            kern_embed(k, s->token_embd.type, &s->token_embd.buf, &b[PCB_IDS], n, &b[PCB_X], hp->n_embd));
@@ -299,16 +337,12 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
         TRY(linear_at(c, &L->t[PT_WQ], wb[PT_WQ], wo[PT_WQ], &b[PCB_XB], &b[PCB_Q], n));
         TRY(linear_at(c, &L->t[PT_WK], wb[PT_WK], wo[PT_WK], &b[PCB_XB], &b[PCB_K], n));
         TRY(linear_at(c, &L->t[PT_WV], wb[PT_WV], wo[PT_WV], &b[PCB_XB], &b[PCB_V], n));
-        OP("rope", NONE, 2 * n * qd * 4, 0,
-           kern_rope(k, &b[PCB_Q], n, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
-                     hp->rope_freq_scale, 0));
-        OP("rope", NONE, 2 * n * kvd * 4, 0,
-           kern_rope(k, &b[PCB_K], n, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
-                     hp->rope_freq_scale, 0));
-        OP("kv_write", NONE, n * kvd * (4 + kv_esz), 0,
-           kern_kv_write(k, &b[PCB_K], &c->k_cache[i], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
-        OP("kv_write", NONE, n * kvd * (4 + kv_esz), 0,
-           kern_kv_write(k, &b[PCB_V], &c->v_cache[i], c->kv_f16, pos, n, hp->n_head_kv, hp->head_dim));
+        OP("rope", NONE, 2 * n * (qd + kvd) * 4, 0,
+           kern_rope_qk(k, &b[PCB_Q], hp->n_head, &b[PCB_K], hp->n_head_kv, n, hp->head_dim, hp->n_rot, pos,
+                        hp->rope_freq_base, hp->rope_freq_scale, 0));
+        OP("kv_write", NONE, 2 * n * kvd * (4 + kv_esz), 0,
+           kern_kv_write_kv(k, &b[PCB_K], &c->k_cache[i], &b[PCB_V], &c->v_cache[i], c->kv_f16, pos, n,
+                            hp->n_head_kv, hp->head_dim));
         /* Queries in and out, the visible K and V once; token t sees pos + t + 1 positions. */
         uint64_t seen = (uint64_t)n * pos + (uint64_t)n * (n + 1) / 2;
         uint64_t att_bytes = 2 * n * qd * 4 + 2 * ((uint64_t)pos + n) * kvd * kv_esz, att_flops = 4 * seen * qd;
@@ -320,15 +354,14 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
             OP("attention", NONE, att_bytes, att_flops,
                kern_attention(k, &b[PCB_Q], &c->k_cache[i], &c->v_cache[i], c->kv_f16, &b[PCB_ATT], n, pos,
                               hp->n_head, hp->n_head_kv, hp->head_dim, scale));
-        TRY(linear_at(c, &L->t[PT_WO], wb[PT_WO], wo[PT_WO], &b[PCB_ATT], &b[PCB_XB], n));
-        OP("add", NONE, 3 * n * d * 4, 0, kern_binary(k, KERN_ADD, &b[PCB_X], &b[PCB_XB], &b[PCB_X], n * hp->n_embd));
+        /* x += Wo att and, below, x += Wdown h: the residual adds are fused into the products. */
+        TRY(linear_add(c, &L->t[PT_WO], wb[PT_WO], wo[PT_WO], &b[PCB_ATT], &b[PCB_X], n));
         OP("rmsnorm", NONE, (2 * n + 1) * d * 4, 0,
            kern_rmsnorm(k, &b[PCB_X], &L->t[PT_FFN_NORM].buf, &b[PCB_XB], n, hp->n_embd, hp->rms_eps));
         TRY(linear_at(c, &L->t[PT_GATE], wb[PT_GATE], wo[PT_GATE], &b[PCB_XB], &b[PCB_HB], n));
         TRY(linear_at(c, &L->t[PT_UP], wb[PT_UP], wo[PT_UP], &b[PCB_XB], &b[PCB_HB2], n));
         OP("swiglu", NONE, 3ull * n * hp->n_ff * 4, 0, kern_swiglu(k, &b[PCB_HB], &b[PCB_HB2], &b[PCB_HB], n * hp->n_ff));
-        TRY(linear_at(c, &L->t[PT_DOWN], wb[PT_DOWN], wo[PT_DOWN], &b[PCB_HB], &b[PCB_XB], n));
-        OP("add", NONE, 3 * n * d * 4, 0, kern_binary(k, KERN_ADD, &b[PCB_X], &b[PCB_XB], &b[PCB_X], n * hp->n_embd));
+        TRY(linear_add(c, &L->t[PT_DOWN], wb[PT_DOWN], wo[PT_DOWN], &b[PCB_HB], &b[PCB_X], n));
     }
     uint64_t row = (uint64_t)hp->n_embd * 4;
     if (!s->ps.has_output) return vk_batch_copy(k->batch, &b[PCB_X], 0, &b[PCB_X_HOST], 0, (uint64_t)n * row);
@@ -348,6 +381,57 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
     return VKLLM_OK;
 }
 
+/* Whether this context's single-token steps are recorded once and replayed: not while it
+ * profiles (the profile's byte counts follow each step's position). */
+static int step_mode(const gpu_ctx *c) { return c->replay && !(c->ctx_prof ? c->ctx_prof : c->s->prof); }
+
+/* The span of positions a step at pos belongs to ends at this position. */
+static uint32_t step_end(const gpu_ctx *c, uint32_t pos) {
+    uint32_t end = (pos / STEP_SPAN + 1) * STEP_SPAN;
+    return end < c->n_ctx ? end : c->n_ctx;
+}
+
+/* Forgets the recorded step b after a failure (it is recorded again when next needed). */
+static void drop_step(gpu_ctx *c, vk_batch *b) {
+    for (int i = 0; i < 3; i++)
+        if (c->step[i].batch == b) c->step[i].batch = NULL;
+    vk_batch_free(b);
+}
+
+/* Submits the recorded step for want, recording it first when there is none for pos's span. */
+static vkllm_status step_submit(gpu_ctx *c, int32_t token, uint32_t pos, gpu_out want) {
+    uint32_t words[2] = {pos, (uint32_t)token};
+    vkllm_status st = vk_buf_write(c->s->dev, &c->b[PCB_STEP], 0, words, sizeof words);
+    if (st) return st;
+    uint32_t end = step_end(c, pos);
+    if (c->step[want].batch && c->step[want].pos_end == end) {
+        if ((st = vk_batch_resubmit(c->step[want].batch))) {
+            drop_step(c, c->step[want].batch);
+            return st;
+        }
+        c->k.batch = c->step[want].batch;
+    } else {
+        vk_batch_free(c->step[want].batch);
+        c->step[want].batch = NULL;
+        if ((st = vk_batch_begin_reusable(c->s->dev, &c->k.batch))) return st;
+        c->prof = NULL;
+        c->k.pos_buf = &c->b[PCB_STEP];
+        st = record(c, 1, end - 1, want);
+        c->k.pos_buf = NULL;
+        if (!st) st = vk_batch_submit(c->k.batch);
+        if (st) {
+            vk_batch_free(c->k.batch);
+            c->k.batch = NULL;
+            return st;
+        }
+        c->step[want].batch = c->k.batch;
+        c->step[want].pos_end = end;
+        c->n_recorded++;
+    }
+    c->in_step = 1;
+    return VKLLM_OK;
+}
+
 vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
                               gpu_out want) {
     gpu_stage *s = c->s;
@@ -357,17 +441,21 @@ vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_
     if ((uint64_t)pos + n > c->n_ctx)
         return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u positions used, %u more requested, room for %u",
                        pos, n, c->n_ctx);
-    vkllm_status st;
+    int as_step = n == 1 && step_mode(c);
+    vkllm_status st = VKLLM_OK;
     if (s->ps.has_embd) {
         for (uint32_t i = 0; i < n; i++)
             if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
                 return vkl_err(VKLLM_ERR_INVALID_ARG, "token id %d is outside the vocabulary (%u)", tokens[i], hp->n_vocab);
-        st = vk_buf_write(s->dev, &c->b[PCB_IDS], 0, tokens, (uint64_t)n * 4);
+        if (!as_step) st = vk_buf_write(s->dev, &c->b[PCB_IDS], 0, tokens, (uint64_t)n * 4);
     } else {
         st = vk_buf_write(s->dev, &c->b[PCB_X], 0, x_in, (uint64_t)n * hp->n_embd * 4);
     }
     if (st) return st;
+    c->want = s->ps.has_output ? want : GPU_OUT_NONE;
+    if (as_step) return step_submit(c, s->ps.has_embd ? tokens[0] : 0, pos, want);
     if ((st = vk_batch_begin(s->dev, &c->k.batch))) return st;
+    if (n == 1) c->n_recorded++;
     c->prof = c->ctx_prof ? c->ctx_prof : s->prof;
     c->marks.n = 0;
     st = record(c, n, pos, want);
@@ -377,16 +465,21 @@ vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_
         c->k.batch = NULL;
         return st;
     }
-    c->want = s->ps.has_output ? want : GPU_OUT_NONE;
     return VKLLM_OK;
 }
 
 vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax) {
     if (!c->k.batch) return VKLLM_OK;
+    double t0 = vkl_now_ms();
     vkllm_status st = vk_batch_wait(c->k.batch);
+    c->last_wait_ms = vkl_now_ms() - t0;
     if (!st && c->prof) st = prof_collect(c->prof, &c->marks, c->k.batch);
-    vk_batch_free(c->k.batch);
+    c->last_gpu_ms = st ? -1 : vk_batch_gpu_ms(c->k.batch);
+    /* A recorded step stays for its next replay, unless its run failed. */
+    if (!c->in_step) vk_batch_free(c->k.batch);
+    else if (st) drop_step(c, c->k.batch);
     c->k.batch = NULL;
+    c->in_step = 0;
     if (st) return st;
     const llama_hparams *hp = &c->s->desc->hp;
     if (c->want == GPU_OUT_LOGITS)
@@ -395,6 +488,10 @@ vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax) {
         st = vk_buf_read(c->s->dev, &c->b[PCB_BEST_HOST], 0, argmax, 4);
     return st;
 }
+
+double gpu_ctx_last_gpu_ms(const gpu_ctx *c) { return c->last_gpu_ms; }
+double gpu_ctx_last_wait_ms(const gpu_ctx *c) { return c->last_wait_ms; }
+uint64_t gpu_ctx_steps_recorded(const gpu_ctx *c) { return c->n_recorded; }
 
 void gpu_ctx_set_prof(gpu_ctx *c, prof *p) { c->ctx_prof = p; }
 
@@ -426,7 +523,11 @@ vkllm_status gpu_ctx_prepare(gpu_ctx *c, vk_prepare *prep) {
         if ((st = vk_batch_begin_dry(c->s->dev, prep, &c->k.batch))) break;
         c->prof = NULL;
         c->marks.n = 0;
-        st = record(c, sh[i].n, sh[i].pos, sh[i].want);
+        /* Single-token steps as gpu_stage_submit will record them. */
+        int as_step = sh[i].n == 1 && step_mode(c);
+        c->k.pos_buf = as_step ? &c->b[PCB_STEP] : NULL;
+        st = record(c, sh[i].n, as_step ? step_end(c, sh[i].pos) - 1 : sh[i].pos, sh[i].want);
+        c->k.pos_buf = NULL;
         vk_batch_free(c->k.batch);
         c->k.batch = NULL;
         if (st) vkl_err_context("preparing chunks of %u tokens at position %u", sh[i].n, sh[i].pos);

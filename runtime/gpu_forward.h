@@ -84,6 +84,14 @@ vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_
  * other stages gpu_stage_x_out gives the (n, n_embd) hidden state until the next submit.
  * Without a pending submission: VKLLM_OK, nothing stored. */
 vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax);
+/* GPU time (first to last timestamp) of the submission the last gpu_stage_wait collected, in
+ * ms; -1 where the queue has no timestamps. */
+double gpu_ctx_last_gpu_ms(const gpu_ctx *c);
+/* How long that gpu_stage_wait blocked on the fence, in ms. */
+double gpu_ctx_last_wait_ms(const gpu_ctx *c);
+/* Single-token steps recorded so far; the others were replays of a recorded one
+ * (VKLLM_NO_REPLAY=1 records every step). */
+uint64_t gpu_ctx_steps_recorded(const gpu_ctx *c);
 const float *gpu_stage_x_out(const gpu_ctx *c);
 
 #endif

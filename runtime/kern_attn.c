@@ -46,9 +46,10 @@ static uint32_t div_up(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
 
 /* ------------------------------------------------------------------- rope ---- */
 
-vkllm_status kern_rope(kern_ctx *k, const vk_buf *x, uint32_t n_tok, uint32_t n_heads,
-                       uint32_t head_dim, uint32_t rot_dim, uint32_t pos0, float freq_base,
-                       float freq_scale, int neox) {
+/* RoPE on x (n_heads) and, when x2 is given, on x2 (n_heads2) in the same dispatch. */
+static vkllm_status rope(kern_ctx *k, const vk_buf *x, uint32_t n_heads, const vk_buf *x2, uint32_t n_heads2,
+                         uint32_t n_tok, uint32_t head_dim, uint32_t rot_dim, uint32_t pos0, float freq_base,
+                         float freq_scale, int neox) {
     if (rot_dim % 2 || rot_dim > head_dim)
         return vkl_err(VKLLM_ERR_INVALID_ARG,
                        "kern_rope: rotary dimension %u must be even and at most the head size %u",
@@ -60,7 +61,8 @@ vkllm_status kern_rope(kern_ctx *k, const vk_buf *x, uint32_t n_tok, uint32_t n_
         return vkl_err(VKLLM_ERR_UNSUPPORTED,
                        "kern_rope: positions up to %llu exceed the supported %u (2^24)",
                        (unsigned long long)pos0 + n_tok, KERN_ROPE_MAX_POS);
-    uint64_t n = (uint64_t)n_tok * n_heads * (rot_dim / 2);
+    if (!x2) n_heads2 = 0;
+    uint64_t n = (uint64_t)n_tok * ((uint64_t)n_heads + n_heads2) * (rot_dim / 2);
     if (n == 0) return VKLLM_OK;
     if (n > UINT32_MAX)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "kern_rope: %llu rotations exceed one dispatch",
@@ -74,27 +76,52 @@ vkllm_status kern_rope(kern_ctx *k, const vk_buf *x, uint32_t n_tok, uint32_t n_
     struct {
         uint32_t n_tok, n_heads, head_dim, rot_dim, pos0, neox;
         float f0_hi, f0_lo, r_hi, r_lo, freq_scale, log2_base;
-    } pc = {n_tok, n_heads, head_dim, rot_dim, pos0, neox ? 1u : 0u,
+        uint32_t n_heads2;
+    } pc = {n_tok, n_heads, head_dim, rot_dim, k->pos_buf ? 0 : pos0, neox ? 1u : 0u,
             (float)f0, (float)(f0 - (double)(float)f0), (float)r, (float)(r - (double)(float)r),
-            freq_scale, (float)log2((double)freq_base)};
+            freq_scale, (float)log2((double)freq_base), n_heads2};
 
+    char defs[64];
+    snprintf(defs, sizeof defs, "%s%s%s", x2 ? "ROPE_TWO=1" : "", x2 && k->pos_buf ? ";" : "",
+             k->pos_buf ? "POS_BUF=1" : "");
+    uint32_t n_bind = 0;
+    vk_bind bd[3];
+    bd[n_bind++] = (vk_bind){x, 0, (uint64_t)n_tok * n_heads * head_dim * 4, 1};
+    if (x2) bd[n_bind++] = (vk_bind){x2, 0, (uint64_t)n_tok * n_heads2 * head_dim * 4, 1};
+    if (k->pos_buf) bd[n_bind++] = (vk_bind){k->pos_buf, 0, 4, 0};
     vk_pipeline *p;
-    vkllm_status st = attn_pipeline(k, "rope.comp", NULL, 1, sizeof pc, WG_ROPE, &p);
+    vkllm_status st = attn_pipeline(k, "rope.comp", defs, n_bind, sizeof pc, WG_ROPE, &p);
     if (st) return st;
-    vk_bind bd[1] = {{x, 0, (uint64_t)n_tok * n_heads * head_dim * 4, 1}};
     uint32_t gx, gy;
     kern_grid_1d(k->dev, n, WG_ROPE, &gx, &gy);
-    return vk_batch_dispatch(k->batch, p, bd, 1, &pc, gx, gy, 1, "rope");
+    return vk_batch_dispatch(k->batch, p, bd, n_bind, &pc, gx, gy, 1, "rope");
+}
+
+vkllm_status kern_rope(kern_ctx *k, const vk_buf *x, uint32_t n_tok, uint32_t n_heads,
+                       uint32_t head_dim, uint32_t rot_dim, uint32_t pos0, float freq_base,
+                       float freq_scale, int neox) {
+    return rope(k, x, n_heads, NULL, 0, n_tok, head_dim, rot_dim, pos0, freq_base, freq_scale, neox);
+}
+
+vkllm_status kern_rope_qk(kern_ctx *k, const vk_buf *q, uint32_t n_head, const vk_buf *kk, uint32_t n_head_kv,
+                          uint32_t n_tok, uint32_t head_dim, uint32_t rot_dim, uint32_t pos0, float freq_base,
+                          float freq_scale, int neox) {
+    return rope(k, q, n_head, kk, n_head_kv, n_tok, head_dim, rot_dim, pos0, freq_base, freq_scale, neox);
 }
 
 /* --------------------------------------------------------------- kv write ---- */
 
-vkllm_status kern_kv_write(kern_ctx *k, const vk_buf *src, const vk_buf *cache, int cache_f16,
-                           uint32_t pos0, uint32_t n_tok, uint32_t n_kv_heads, uint32_t head_dim) {
+/* Writes src into cache and, when src2 is given, src2 into cache2 (same layout) in the same
+ * dispatches. */
+static vkllm_status kv_write(kern_ctx *k, const vk_buf *src, const vk_buf *cache, const vk_buf *src2,
+                             const vk_buf *cache2, int cache_f16, uint32_t pos0, uint32_t n_tok,
+                             uint32_t n_kv_heads, uint32_t head_dim) {
     if (head_dim == 0 || head_dim % 8)
         return vkl_err(VKLLM_ERR_UNSUPPORTED,
                        "kern_kv_write: head size %u is not a multiple of 8", head_dim);
     if (n_tok == 0 || n_kv_heads == 0) return VKLLM_OK;
+    if (src2 && cache2->size != cache->size)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "kern_kv_write: the K and V caches differ in size");
     uint64_t row = (uint64_t)n_kv_heads * head_dim; /* elements per position */
     uint64_t esz = cache_f16 ? 2 : 4;
     uint64_t align = align_of_bindings(k), maxb = kern_max_binding(k);
@@ -104,29 +131,62 @@ vkllm_status kern_kv_write(kern_ctx *k, const vk_buf *src, const vk_buf *cache, 
         return vkl_err(VKLLM_ERR_UNSUPPORTED,
                        "kern_kv_write: one position (%llu bytes) does not fit the %llu-byte binding limit",
                        (unsigned long long)(row * 4), (unsigned long long)maxb);
-
+    int two = src2 != NULL;
+    char defs[64];
+    snprintf(defs, sizeof defs, "%s%s%s", cache_f16 ? "" : "CACHE_F32=1;", two ? "KV_TWO=1;" : "",
+             k->pos_buf ? "POS_BUF=1" : "");
+    uint32_t n_bind = (two ? 4 : 2) + (k->pos_buf ? 1 : 0);
     vk_pipeline *p;
-    vkllm_status st = attn_pipeline(k, "kv_write.comp", cache_f16 ? NULL : "CACHE_F32=1", 2,
-                                    12, WG_KV, &p);
+    vkllm_status st = attn_pipeline(k, "kv_write.comp", defs, n_bind, 16, WG_KV, &p);
     if (st) return st;
+    if (k->pos_buf) {
+        /* Record-once decode: the whole cache bound from its start, the position read by the
+         * shader; pos0 + n_tok is the furthest the recording may write. */
+        uint64_t end = ((uint64_t)pos0 + n_tok) * row * esz;
+        if (cache->size > maxb || (uint64_t)n_tok > per || end > cache->size)
+            return vkl_err(VKLLM_ERR_UNSUPPORTED, "kern_kv_write: a %llu-byte cache (positions up to %llu) "
+                           "cannot be bound whole for a recorded step", (unsigned long long)cache->size,
+                           (unsigned long long)pos0 + n_tok);
+    }
     for (uint32_t t0 = 0; t0 < n_tok;) {
         uint32_t nt = (uint32_t)((uint64_t)(n_tok - t0) < per ? n_tok - t0 : per);
         /* Offsets are multiples of 16 bytes (head_dim % 8 == 0); binding starts round down
-         * to the device's alignment and the shader skips the difference in 16-byte units. */
+         * to the device's alignment and the shader skips the difference in 16-byte units. A
+         * recorded step binds the cache whole and adds the position in the shader. */
         uint64_t s_at = (uint64_t)t0 * row * 4, s_bind = s_at / align * align;
-        uint64_t d_at = ((uint64_t)pos0 + t0) * row * esz, d_bind = d_at / align * align;
+        uint64_t d_at = k->pos_buf ? 0 : ((uint64_t)pos0 + t0) * row * esz, d_bind = d_at / align * align;
         uint64_t n_el = (uint64_t)nt * row;
-        struct { uint32_t n8, dst_off, src_off; } pc = {(uint32_t)(n_el / 8), (uint32_t)((d_at - d_bind) / 16),
-                                                        (uint32_t)((s_at - s_bind) / 16)};
-        vk_bind bd[2] = {{src, s_bind, s_at + n_el * 4 - s_bind, 0},
-                         {cache, d_bind, d_at + n_el * esz - d_bind, 1}};
+        uint64_t d_size = k->pos_buf ? cache->size : d_at + n_el * esz - d_bind;
+        struct { uint32_t n8, dst_off, src_off, dst_per_pos; } pc = {
+            (uint32_t)(n_el / 8), (uint32_t)((d_at - d_bind) / 16), (uint32_t)((s_at - s_bind) / 16),
+            k->pos_buf ? (uint32_t)(row * esz / 16) : 0};
+        vk_bind bd[5];
+        uint32_t nb = 0;
+        bd[nb++] = (vk_bind){src, s_bind, s_at + n_el * 4 - s_bind, 0};
+        bd[nb++] = (vk_bind){cache, d_bind, d_size, 1};
+        if (two) {
+            bd[nb++] = (vk_bind){src2, s_bind, s_at + n_el * 4 - s_bind, 0};
+            bd[nb++] = (vk_bind){cache2, d_bind, d_size, 1};
+        }
+        if (k->pos_buf) bd[nb++] = (vk_bind){k->pos_buf, 0, 4, 0};
         uint32_t gx, gy;
-        kern_grid_1d(k->dev, pc.n8, WG_KV, &gx, &gy);
-        st = vk_batch_dispatch(k->batch, p, bd, 2, &pc, gx, gy, 1, "kv_write");
+        kern_grid_1d(k->dev, pc.n8 * (two ? 2u : 1u), WG_KV, &gx, &gy);
+        st = vk_batch_dispatch(k->batch, p, bd, nb, &pc, gx, gy, 1, "kv_write");
         if (st) return st;
         t0 += nt;
     }
     return VKLLM_OK;
+}
+
+vkllm_status kern_kv_write(kern_ctx *k, const vk_buf *src, const vk_buf *cache, int cache_f16,
+                           uint32_t pos0, uint32_t n_tok, uint32_t n_kv_heads, uint32_t head_dim) {
+    return kv_write(k, src, cache, NULL, NULL, cache_f16, pos0, n_tok, n_kv_heads, head_dim);
+}
+
+vkllm_status kern_kv_write_kv(kern_ctx *k, const vk_buf *src_k, const vk_buf *cache_k, const vk_buf *src_v,
+                              const vk_buf *cache_v, int cache_f16, uint32_t pos0, uint32_t n_tok,
+                              uint32_t n_kv_heads, uint32_t head_dim) {
+    return kv_write(k, src_k, cache_k, src_v, cache_v, cache_f16, pos0, n_tok, n_kv_heads, head_dim);
 }
 
 /* -------------------------------------------------------------- attention ---- */
@@ -293,44 +353,55 @@ vkllm_status kern_attention_split(kern_ctx *k, const vk_buf *q, const vk_buf *k_
     if (st) return st;
     int split = pl.n_split > 1;
     char defs[128];
-    snprintf(defs, sizeof defs, "HD=%u;ROWS=%u;TILE=%u;WG_SIZE=%u%s%s", head_dim, pl.rows, pl.tile,
-             pl.wg, cache_f16 ? "" : ";CACHE_F32=1", split ? ";SPLIT=1" : "");
+    snprintf(defs, sizeof defs, "HD=%u;ROWS=%u;TILE=%u;WG_SIZE=%u%s%s%s", head_dim, pl.rows, pl.tile,
+             pl.wg, cache_f16 ? "" : ";CACHE_F32=1", split ? ";SPLIT=1" : "", k->pos_buf ? ";POS_BUF=1" : "");
     struct {
         uint32_t n_tok, pos0, n_head, group, kv_stride, heads_per_wg, toks_per_wg, head_blocks;
         float scale;
         uint32_t chunk, split0, kv_base;
-    } pc = {n_tok, pos0, n_head, n_head / n_kv_head, n_kv_head * head_dim, pl.heads_per_wg,
+    } pc = {n_tok, k->pos_buf ? 0 : pos0, n_head, n_head / n_kv_head, n_kv_head * head_dim, pl.heads_per_wg,
             pl.toks_per_wg, div_up(n_head / n_kv_head, pl.heads_per_wg),
             (float)((double)scale * 1.4426950408889634074), pl.chunk, 0, 0};
     vk_pipeline *p;
-    st = attn_pipeline(k, "attention.comp", defs, split ? 5 : 4, sizeof pc, pl.wg, &p);
+    uint32_t n_bind = (split ? 5 : 4) + (k->pos_buf ? 1 : 0);
+    st = attn_pipeline(k, "attention.comp", defs, n_bind, sizeof pc, pl.wg, &p);
     if (st) return st;
 
     uint64_t act = (uint64_t)n_tok * n_head * head_dim * 4;
     uint64_t row_bytes = (uint64_t)n_kv_head * head_dim * (cache_f16 ? 2 : 4);
     uint32_t n_vis = pos0 + n_tok;
     uint32_t gx = n_kv_head * pc.head_blocks, gy = div_up(n_tok, pl.toks_per_wg);
+    /* Record-once decode binds the caches whole: the position is only known when it runs. */
+    uint64_t kv_bytes = k->pos_buf ? k_cache->size : (uint64_t)n_vis * row_bytes;
+    if (k->pos_buf && (k_cache->size != v_cache->size || k_cache->size > kern_max_binding(k) ||
+                       (uint64_t)n_vis * row_bytes > k_cache->size))
+        return vkl_err(VKLLM_ERR_UNSUPPORTED, "kern_attention: a %llu-byte cache (positions up to %u) cannot "
+                       "be bound whole for a recorded step", (unsigned long long)k_cache->size, n_vis);
     if (!split) {
-        vk_bind bd[4] = {{q, 0, act, 0}, {k_cache, 0, n_vis * row_bytes, 0},
-                         {v_cache, 0, n_vis * row_bytes, 0}, {out, 0, act, 1}};
-        return vk_batch_dispatch(k->batch, p, bd, 4, &pc, gx, gy, 1, "attention");
+        vk_bind bd[5] = {{q, 0, act, 0}, {k_cache, 0, kv_bytes, 0},
+                         {v_cache, 0, kv_bytes, 0}, {out, 0, act, 1}, {k->pos_buf, 0, 4, 0}};
+        return vk_batch_dispatch(k->batch, p, bd, n_bind, &pc, gx, gy, 1, "attention");
     }
 
     uint64_t ml_off = vkl_align_up(attn_partial_bytes(pl.n_split, n_tok, n_head, head_dim), align_of_bindings(k));
     uint64_t ml_bytes = (uint64_t)pl.n_split * n_tok * n_head * 8;
-    uint32_t per_window = pl.window / pl.chunk;
+    /* Windows of whole chunks, each bound where it starts; a recorded step has one window
+     * over the whole cache (the whole visible cache fits one binding, so the plan has one). */
+    uint32_t per_window = k->pos_buf ? pl.n_split : pl.window / pl.chunk;
     for (uint32_t s0 = 0; s0 < pl.n_split; s0 += per_window) {
         uint32_t ns = pl.n_split - s0 < per_window ? pl.n_split - s0 : per_window;
-        uint32_t first = s0 * pl.chunk;
+        uint32_t first = k->pos_buf ? 0 : s0 * pl.chunk;
         uint32_t last = (s0 + ns) * pl.chunk < n_vis ? (s0 + ns) * pl.chunk : n_vis;
+        uint64_t bytes = k->pos_buf ? kv_bytes : (uint64_t)(last - first) * row_bytes;
         pc.split0 = s0;
         pc.kv_base = first;
-        vk_bind bd[5] = {{q, 0, act, 0},
-                         {k_cache, first * row_bytes, (uint64_t)(last - first) * row_bytes, 0},
-                         {v_cache, first * row_bytes, (uint64_t)(last - first) * row_bytes, 0},
+        vk_bind bd[6] = {{q, 0, act, 0},
+                         {k_cache, (uint64_t)first * row_bytes, bytes, 0},
+                         {v_cache, (uint64_t)first * row_bytes, bytes, 0},
                          {scratch, 0, ml_off, 1},
-                         {scratch, ml_off, ml_bytes, 1}};
-        st = vk_batch_dispatch(k->batch, p, bd, 5, &pc, gx, gy, ns, "attention_split");
+                         {scratch, ml_off, ml_bytes, 1},
+                         {k->pos_buf, 0, 4, 0}};
+        st = vk_batch_dispatch(k->batch, p, bd, n_bind, &pc, gx, gy, ns, "attention_split");
         if (st) return st;
     }
 

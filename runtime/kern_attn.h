@@ -23,6 +23,10 @@
 vkllm_status kern_rope(kern_ctx *k, const vk_buf *x, uint32_t n_tok, uint32_t n_heads,
                        uint32_t head_dim, uint32_t rot_dim, uint32_t pos0, float freq_base,
                        float freq_scale, int neox);
+/* kern_rope on the queries q[n_tok][n_head] and the keys kk[n_tok][n_head_kv] in one dispatch. */
+vkllm_status kern_rope_qk(kern_ctx *k, const vk_buf *q, uint32_t n_head, const vk_buf *kk, uint32_t n_head_kv,
+                          uint32_t n_tok, uint32_t head_dim, uint32_t rot_dim, uint32_t pos0, float freq_base,
+                          float freq_scale, int neox);
 
 /* Copies src[n_tok][n_kv_heads][head_dim] f32 into rows pos0 .. pos0+n_tok-1 of a cache laid
  * out [n_ctx][n_kv_heads][head_dim], f16 (cache_f16, round to nearest even) or f32. The
@@ -30,6 +34,10 @@ vkllm_status kern_rope(kern_ctx *k, const vk_buf *x, uint32_t n_tok, uint32_t n_
  * call for K, one for V. head_dim must be a multiple of 8. */
 vkllm_status kern_kv_write(kern_ctx *k, const vk_buf *src, const vk_buf *cache, int cache_f16,
                            uint32_t pos0, uint32_t n_tok, uint32_t n_kv_heads, uint32_t head_dim);
+/* kern_kv_write of the keys and the values (caches of one size) in the same dispatches. */
+vkllm_status kern_kv_write_kv(kern_ctx *k, const vk_buf *src_k, const vk_buf *cache_k, const vk_buf *src_v,
+                              const vk_buf *cache_v, int cache_f16, uint32_t pos0, uint32_t n_tok,
+                              uint32_t n_kv_heads, uint32_t head_dim);
 
 /* How kern_attention divides its work; kern_attn_make_plan shows it (tests use .tile). */
 typedef struct kern_attn_plan {

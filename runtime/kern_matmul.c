@@ -6,10 +6,20 @@
 #include <string.h>
 
 #include "runtime/kern_matmul.h"
+#include "runtime/tune.h"
 #include "runtime/wtype.h"
 #include "vk/util.h"
 
 #define MM_EMBED_WG 64
+#define MM_QUANT_WG 64
+/* matvec_idot.comp's reduction holds this many subgroups of each workgroup, and at most
+ * IDOT_TILE_MAX rows x tokens. */
+#define IDOT_MAX_SUBGROUPS 64
+#define IDOT_TILE_MAX 64
+/* The 8-bit activations' (d, sum) pairs start at a multiple of this in the scratch buffer:
+ * the largest minStorageBufferOffsetAlignment Vulkan allows, so the layout is the same on
+ * every device. */
+#define IDOT_D_ALIGN 256
 
 /* What the host needs to know of dequant.glsl's decoding of each type. */
 typedef struct mm_type {
@@ -114,8 +124,8 @@ static vkllm_status mm_check_offsets(const char *who, const mm_shape *s, uint64_
 static vkllm_status mm_pipeline(kern_ctx *k, const char *shader, const mm_shape *s, const char *more,
                                 uint32_t n_bind, uint32_t push, uint32_t wg, vk_pipeline **out) {
     char defines[512];
-    int n = snprintf(defines, sizeof defines, "%s%s%s%s%s%s", s->t->define, s->ragged ? ";DQ_RAGGED=1" : "",
-                     more ? ";" : "", more ? more : "", k->extra_defines ? ";" : "",
+    int n = snprintf(defines, sizeof defines, "%s%s%s%s%s%s%s", s->t->define, s->ragged ? ";DQ_RAGGED=1" : "",
+                     more ? ";" : "", more ? more : "", k->acc_y ? ";ACC_Y=1" : "", k->extra_defines ? ";" : "",
                      k->extra_defines ? k->extra_defines : "");
     if (n < 0 || (size_t)n >= sizeof defines)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: defines too long (%d bytes)", shader, n);
@@ -139,6 +149,8 @@ static int mm_cpu_by_row(const kern_ctx *k, uint32_t type) {
 }
 
 kern_matvec_cfg kern_matvec_default(const kern_ctx *k, uint32_t type) {
+    kern_matvec_cfg tuned; /* the device's tuning profile first (runtime/tune.c) */
+    if (tune_lookup_matvec(k, type, &tuned)) return tuned;
     if (mm_cpu_by_row(k, type)) return (kern_matvec_cfg){.by_row = 1, .wg = 8, .rows = mm_types[type].cpu_rl};
     return (kern_matvec_cfg){.wg = 64, .rows = 2};
 }
@@ -151,16 +163,19 @@ static kern_matmul_cfg mm_tiled_default(const kern_ctx *k) {
 }
 
 kern_matmul_cfg kern_matmul_default(const kern_ctx *k, uint32_t type) {
+    kern_matmul_cfg tuned; /* the device's tuning profile first (runtime/tune.c) */
+    if (tune_lookup_matmul(k, type, &tuned)) return tuned;
     if (mm_cpu_by_row(k, type)) return (kern_matmul_cfg){.by_row = 1, .bm = 128, .tm = 16, .tn = 16};
     return mm_tiled_default(k);
 }
 
 /* Which shader records a product, with its tiling. */
-typedef enum mm_kernel { MM_MATVEC, MM_TILED, MM_BY_ROW } mm_kernel;
+typedef enum mm_kernel { MM_MATVEC, MM_TILED, MM_BY_ROW, MM_IDOT } mm_kernel;
 
 typedef struct mm_plan {
     mm_kernel kernel;
     vk_pipeline *pipe;
+    vk_pipeline *quant;    /* MM_IDOT: quantize_q8.comp */
     uint32_t wg;           /* invocations per workgroup */
     uint32_t tile_rows;    /* rows per workgroup */
     uint32_t tile_tok;     /* tokens per workgroup */
@@ -202,29 +217,94 @@ static void mm_by_row_defines(const mm_shape *s, uint32_t group, uint32_t rl, ui
     else snprintf(out, n, "GROUP=%u;RL=%u;NT=%u", group, rl, nt);
 }
 
-static vkllm_status mm_plan_matvec(kern_ctx *k, const kern_matvec_cfg *cfg, const mm_shape *s, uint32_t cols,
-                                   uint64_t w_off, mm_plan *pl) {
+int kern_int_dot_supported(const vkllm_device_info *info, uint32_t type) {
+    if (!info || !info->integer_dot_product || type >= WTYPE_COUNT) return 0;
+    const mm_type *t = &mm_types[type];
+    return t->define && t->elem_bytes == 0 && t->block % 32 == 0;
+}
+
+int kern_int_dot_ok(const kern_ctx *k, uint32_t type) {
+    return kern_int_dot_supported(vk_device_props(k->dev), type);
+}
+
+/* Byte offset of the (d, sum) pairs in the scratch: after the quants, aligned. */
+static uint64_t idot_d_offset(uint32_t cols, uint32_t n_tok) {
+    uint64_t q = (uint64_t)cols * n_tok;
+    return (q + IDOT_D_ALIGN - 1) / IDOT_D_ALIGN * IDOT_D_ALIGN;
+}
+
+uint64_t kern_int_dot_scratch_bytes(uint32_t cols, uint32_t n_tok) {
+    if (cols == 0 || cols % 32) return 0;
+    /* At most 2^32 * 2^32 quants: no uint64 overflow here. */
+    return idot_d_offset(cols, n_tok) + (uint64_t)cols / 32 * n_tok * 8;
+}
+
+/* matvec_idot.comp with `wg` invocations per workgroup and nt tokens, each invocation owning
+ * rl whole rows (by_row) or all of them sharing rl rows. By row, the 32-value types load
+ * GROUP blocks into registers with 32-bit loads where the layout allows (mm_by_row_group). */
+static vkllm_status mm_plan_idot(kern_ctx *k, const char *who, uint32_t type, const mm_shape *s, uint32_t cols,
+                                 uint64_t w_off, uint32_t by_row, uint32_t wg, uint32_t rl, uint32_t nt,
+                                 mm_plan *pl) {
+    const vkllm_device_info *info = vk_device_props(k->dev);
+    if (!kern_int_dot_supported(info, type)) {
+        if (s->t->elem_bytes || !info->integer_dot_product)
+            return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: integer dot products %s", who,
+                           s->t->elem_bytes ? "serve the quantized weight types only, not float weights"
+                                            : "need shaderIntegerDotProduct, which this device lacks");
+        return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: weight type %s has no integer dot product kernel", who,
+                       wtype_get(type)->name);
+    }
+    uint32_t sg = info->subgroup_min_size ? info->subgroup_min_size : 1;
+    if (wg == 0 || wg > info->max_workgroup_invocations || wg > info->max_workgroup_size[0] || rl == 0 ||
+        nt == 0 || (uint64_t)rl * nt > IDOT_TILE_MAX || (!by_row && (wg + sg - 1) / sg > IDOT_MAX_SUBGROUPS))
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: integer dot configuration (%s, %u invocations, %u rows x %u "
+                       "tokens) is out of range: at most %u rows x tokens%s", who, by_row ? "by row" : "shared rows",
+                       wg, rl, nt, IDOT_TILE_MAX, by_row ? "" : " and 64 subgroups a workgroup");
+    char more[64];
+    uint32_t group = by_row && !mm_is_k(s) ? mm_by_row_group(s, cols, w_off) : 0;
+    snprintf(more, sizeof more, "ROWS=%u;NT=%u%s", rl, nt, by_row ? ";BY_ROW=1" : "");
+    if (group) snprintf(more + strlen(more), sizeof more - strlen(more), ";GROUP=%u", group);
+    *pl = (mm_plan){MM_IDOT, NULL, NULL, wg, by_row ? wg * rl : rl, nt, 0};
+    vkllm_status st = mm_pipeline(k, "matvec_idot.comp", s, more, 4, 9 * 4, wg, &pl->pipe);
+    if (st) return st;
+    /* One quantizer for every weight type: only the caller's extra defines. */
+    vk_pipeline_desc d = {.shader = "quantize_q8.comp", .defines = k->extra_defines, .n_bindings = 3,
+                          .push_size = 4 * 4, .n_spec = 1, .spec = {MM_QUANT_WG}};
+    return vk_pipeline_get(k->dev, &d, &pl->quant);
+}
+
+static vkllm_status mm_plan_matvec(kern_ctx *k, const kern_matvec_cfg *cfg, uint32_t type, const mm_shape *s,
+                                   uint32_t cols, uint64_t w_off, mm_plan *pl) {
     if (cfg->wg == 0 || cfg->wg > vk_device_props(k->dev)->max_workgroup_invocations || cfg->rows == 0 ||
         cfg->rows > 64)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "kern_matvec: configuration by_row %u wg %u rows %u is out of "
                        "range", cfg->by_row, cfg->wg, cfg->rows);
+    if (cfg->int_dot)
+        return mm_plan_idot(k, "kern_matvec", type, s, cols, w_off, cfg->by_row, cfg->wg, cfg->rows, 1, pl);
     char more[64];
     uint32_t group = cfg->by_row ? mm_by_row_group(s, cols, w_off) : 0;
     if (group) {
         mm_by_row_defines(s, group, cfg->rows, 1, w_off, more, sizeof more);
-        *pl = (mm_plan){MM_BY_ROW, NULL, cfg->wg, cfg->wg * cfg->rows, 1, group};
+        *pl = (mm_plan){MM_BY_ROW, NULL, NULL, cfg->wg, cfg->wg * cfg->rows, 1, group};
         return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, cfg->wg, &pl->pipe);
     }
     uint32_t rows = cfg->by_row ? 2 : cfg->rows, wg = cfg->by_row ? 64 : cfg->wg;
     snprintf(more, sizeof more, "ROWS=%u", rows);
-    *pl = (mm_plan){MM_MATVEC, NULL, wg, rows, 1, 0};
+    *pl = (mm_plan){MM_MATVEC, NULL, NULL, wg, rows, 1, 0};
     return mm_pipeline(k, "matvec.comp", s, more, 3, 7 * 4, wg, &pl->pipe);
 }
 
-static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, const mm_shape *s, uint32_t cols,
-                                   uint64_t w_off, mm_plan *pl) {
+static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, uint32_t type, const mm_shape *s,
+                                   uint32_t cols, uint64_t w_off, mm_plan *pl) {
     const vkllm_device_info *info = vk_device_props(k->dev);
     char more[96];
+    if (c->int_dot) {
+        if (!c->tm || !c->tn || (c->by_row && (!c->bm || c->bm % c->tm)))
+            return vkl_err(VKLLM_ERR_INVALID_ARG, "kern_matmul: integer dot configuration bm %u tm %u tn %u: tm "
+                           "and tn must be nonzero%s", c->bm, c->tm, c->tn, c->by_row ? ", bm a multiple of tm" : "");
+        return mm_plan_idot(k, "kern_matmul", type, s, cols, w_off, c->by_row, c->by_row ? c->bm / c->tm : c->bm,
+                            c->tm, c->tn, pl);
+    }
     uint32_t group = c->by_row ? mm_by_row_group(s, cols, w_off) : 0;
     if (c->by_row) {
         if (!c->tm || !c->tn || c->tm > 64 || c->tn > 64 || c->bm % c->tm || !c->bm ||
@@ -234,11 +314,11 @@ static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, const 
         if (group) {
             uint32_t wg = c->bm / c->tm;
             mm_by_row_defines(s, group, c->tm, c->tn, w_off, more, sizeof more);
-            *pl = (mm_plan){MM_BY_ROW, NULL, wg, c->bm, c->tn, group};
+            *pl = (mm_plan){MM_BY_ROW, NULL, NULL, wg, c->bm, c->tn, group};
             return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, wg, &pl->pipe);
         }
         kern_matmul_cfg tiled = mm_tiled_default(k);
-        return mm_plan_matmul(k, &tiled, s, cols, w_off, pl);
+        return mm_plan_matmul(k, &tiled, type, s, cols, w_off, pl);
     }
     if (!c->tm || !c->tn || !c->bk || c->bm % c->tm || c->bn % c->tn || c->bk % s->t->unit_values)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "kern_matmul: tile bm %u bn %u bk %u tm %u tn %u: bm, bn "
@@ -253,7 +333,7 @@ static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, const 
                        c->bm, c->bn, c->bk, c->tm, c->tn, (unsigned long long)wg,
                        (unsigned long long)shared, info->max_workgroup_invocations, info->max_shared_memory);
     snprintf(more, sizeof more, "BM=%u;BN=%u;BK=%u;TM=%u;TN=%u", c->bm, c->bn, c->bk, c->tm, c->tn);
-    *pl = (mm_plan){MM_TILED, NULL, (uint32_t)wg, c->bm, c->bn, 0};
+    *pl = (mm_plan){MM_TILED, NULL, NULL, (uint32_t)wg, c->bm, c->bn, 0};
     return mm_pipeline(k, "matmul.comp", s, more, 3, 10 * 4, (uint32_t)wg, &pl->pipe);
 }
 
@@ -310,6 +390,62 @@ static vkllm_status mm_record(kern_ctx *k, const char *who, const mm_plan *pl, c
     return VKLLM_OK;
 }
 
+/* Records Y = X W^T with matvec_idot.comp: per token chunk, quantize_q8.comp turns X into
+ * 8-bit blocks in k->scratch (quants at the chunk's first token, (d, sum) pairs after the
+ * whole run's quants), then the product reads them per row chunk. */
+static vkllm_status mm_record_idot(kern_ctx *k, const char *who, const mm_plan *pl, const mm_shape *s,
+                                   const vk_buf *w, uint64_t w_off, const vk_buf *x, uint64_t x_off,
+                                   const vk_buf *y, uint64_t y_off, uint32_t rows, uint32_t cols, uint32_t n_tok) {
+    uint64_t need = kern_int_dot_scratch_bytes(cols, n_tok);
+    if (!k->scratch || !k->scratch->block || k->scratch->size < need)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: the integer dot product variant needs %llu bytes of scratch "
+                       "for %u tokens of %u values; the kernel context lends %llu", who, (unsigned long long)need,
+                       n_tok, cols, (unsigned long long)(k->scratch && k->scratch->block ? k->scratch->size : 0));
+    const vk_buf *sc = k->scratch;
+    uint64_t maxb = kern_max_binding(k), g = mm_granule(k), d_off = idot_d_offset(cols, n_tok);
+    uint64_t per_tok = (uint64_t)(cols > rows ? cols : rows) * 4, blocks = cols / 32;
+    uint64_t nt_max = maxb > g ? (maxb - g) / per_tok : 0;
+    if (nt_max == 0)
+        return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: one token's x or y (%llu bytes) exceeds the binding "
+                       "limit (%llu bytes)", who, (unsigned long long)per_tok, (unsigned long long)maxb);
+    /* Whole tiles of tokens, and no more token groups than a dispatch may have. */
+    uint64_t nt_groups = vk_device_props(k->dev)->max_workgroup_count[2];
+    if (nt_max > nt_groups * pl->tile_tok) nt_max = nt_groups * pl->tile_tok;
+    if (nt_max > pl->tile_tok) nt_max -= nt_max % pl->tile_tok;
+    const char *label = n_tok > 1 ? "matmul_idot" : "matvec_idot";
+
+    for (uint32_t t0 = 0, nt; t0 < n_tok; t0 += nt) {
+        nt = n_tok - t0 < nt_max ? n_tok - t0 : (uint32_t)nt_max;
+        uint64_t xskip, qskip, dskip, wskip, yskip, n_blocks = nt * blocks;
+        vk_bind bq[3] = {mm_bind(k, x, x_off + (uint64_t)t0 * cols * 4, (uint64_t)nt * cols * 4, 0, &xskip),
+                         mm_bind(k, sc, (uint64_t)t0 * cols, n_blocks * 32, 1, &qskip),
+                         mm_bind(k, sc, d_off + (uint64_t)t0 * blocks * 8, n_blocks * 8, 1, &dskip)};
+        uint32_t qpc[4] = {(uint32_t)n_blocks, (uint32_t)(xskip / 16), (uint32_t)(qskip / 16), (uint32_t)(dskip / 8)};
+        uint32_t gx, gy;
+        kern_grid_1d(k->dev, n_blocks, MM_QUANT_WG, &gx, &gy);
+        vkllm_status st = vk_batch_dispatch(k->batch, pl->quant, bq, 3, qpc, gx, gy, 1, "quantize_q8");
+        if (st) return st;
+        bq[1].write = bq[2].write = 0;
+        for (uint32_t r0 = 0, cr; r0 < rows; r0 += cr) {
+            cr = mm_chunk_rows(k, w_off, s->row_bytes, r0, rows - r0);
+            if (cr == 0)
+                return vkl_err(VKLLM_ERR_UNSUPPORTED, "%s: one row of %llu bytes exceeds the binding limit "
+                               "(%llu bytes)", who, (unsigned long long)s->row_bytes, (unsigned long long)maxb);
+            if (cr < rows - r0 && cr > pl->tile_rows) cr -= cr % pl->tile_rows;
+            uint64_t y_first = (uint64_t)t0 * rows + r0, y_n = (uint64_t)(nt - 1) * rows + cr;
+            vk_bind bd[4] = {
+                mm_bind(k, w, w_off + (uint64_t)r0 * s->row_bytes, (uint64_t)cr * s->row_bytes, 0, &wskip),
+                bq[1], bq[2], mm_bind(k, y, y_off + y_first * 4, y_n * 4, 1, &yskip)};
+            uint32_t pc[9] = {cr, nt, (uint32_t)blocks, (uint32_t)(s->row_bytes / 2), (uint32_t)(wskip / 2),
+                              (uint32_t)(qskip / 16), (uint32_t)(dskip / 8), (uint32_t)(yskip / 4), rows};
+            kern_grid_1d(k->dev, cr, pl->tile_rows, &gx, &gy);
+            uint32_t gz = (nt + pl->tile_tok - 1) / pl->tile_tok;
+            if ((st = vk_batch_dispatch(k->batch, pl->pipe, bd, 4, pc, gx, gy, gz, label))) return st;
+        }
+    }
+    return VKLLM_OK;
+}
+
 vkllm_status kern_matvec_ex(kern_ctx *k, const kern_matvec_cfg *cfg, uint32_t type,
                             const vk_buf *w, uint64_t w_off, const vk_buf *x, uint64_t x_off,
                             const vk_buf *y, uint64_t y_off, uint32_t rows, uint32_t cols) {
@@ -322,8 +458,9 @@ vkllm_status kern_matvec_ex(kern_ctx *k, const kern_matvec_cfg *cfg, uint32_t ty
     if ((st = mm_check_offsets(who, &s, w_off, x_off, y_off)) ||
         (st = mm_check_range(who, "W", w, w_off, rows, s.row_bytes)) ||
         (st = mm_check_range(who, "x", x, x_off, cols, 4)) ||
-        (st = mm_check_range(who, "y", y, y_off, rows, 4)) || (st = mm_plan_matvec(k, cfg, &s, cols, w_off, &pl)))
+        (st = mm_check_range(who, "y", y, y_off, rows, 4)) || (st = mm_plan_matvec(k, cfg, type, &s, cols, w_off, &pl)))
         return st;
+    if (pl.kernel == MM_IDOT) return mm_record_idot(k, who, &pl, &s, w, w_off, x, x_off, y, y_off, rows, cols, 1);
     return mm_record(k, who, &pl, &s, w, w_off, x, x_off, y, y_off, rows, cols, 1);
 }
 
@@ -350,8 +487,10 @@ vkllm_status kern_matmul_ex(kern_ctx *k, const kern_matmul_cfg *cfg, uint32_t ty
     if ((st = mm_check_offsets(who, &s, w_off, x_off, y_off)) ||
         (st = mm_check_range(who, "W", w, w_off, rows, s.row_bytes)) ||
         (st = mm_check_range(who, "X", x, x_off, x_count, 4)) ||
-        (st = mm_check_range(who, "Y", y, y_off, y_count, 4)) || (st = mm_plan_matmul(k, cfg, &s, cols, w_off, &pl)))
+        (st = mm_check_range(who, "Y", y, y_off, y_count, 4)) || (st = mm_plan_matmul(k, cfg, type, &s, cols, w_off, &pl)))
         return st;
+    if (pl.kernel == MM_IDOT)
+        return mm_record_idot(k, who, &pl, &s, w, w_off, x, x_off, y, y_off, rows, cols, n_tok);
     return mm_record(k, who, &pl, &s, w, w_off, x, x_off, y, y_off, rows, cols, n_tok);
 }
 

@@ -9,11 +9,17 @@
 /* Tuning of the matvec kernel. by_row = 0: matvec.comp, wg invocations share `rows` rows
  * (coalesced reads; for GPUs). by_row = 1: matvec_rows.comp (matvec_rows_k.comp for the
  * K-quants), each of the wg invocations owns `rows` whole rows (for CPU devices, see the
- * shaders). */
+ * shaders).
+ * int_dot = 1: x is first quantized to blocks of 32 int8 in k->scratch (quantize_q8.comp),
+ * then matvec_idot.comp multiplies with packed 4x8-bit integer dot products; by_row chooses
+ * its layout as above (0: wg invocations share `rows` rows; 1: each owns `rows` rows). Only
+ * where kern_int_dot_ok says so; the result differs from the float kernels by the rounding
+ * of x to 8 bits (a relative error energy of about 1e-5). */
 typedef struct kern_matvec_cfg {
     uint32_t by_row;
     uint32_t wg;
     uint32_t rows;
+    uint32_t int_dot;
 } kern_matvec_cfg;
 
 /* Tuning of the matmul kernel. by_row = 0: matmul.comp, a workgroup computes a bm x bn (rows
@@ -21,11 +27,31 @@ typedef struct kern_matvec_cfg {
  * workgroup has (bm/tm) * (bn/tn) invocations; bk must be a multiple of the type's decode
  * unit (8 values for the 32-element types, 16 for the K-quants, 4 for the float types).
  * by_row = 1: matvec_rows.comp / matvec_rows_k.comp, each invocation owns tm whole rows and tn
- * tokens, bm / tm invocations per workgroup; bn and bk are unused. */
+ * tokens, bm / tm invocations per workgroup; bn and bk are unused.
+ * int_dot = 1: matvec_idot.comp on 8-bit activations (see kern_matvec_cfg), a workgroup per
+ * tm x tn (rows x tokens) tile with each weight block decoded once for the tn tokens. by_row
+ * = 1: bm / tm invocations, each with its own tm rows; by_row = 0: bm invocations share the
+ * tile's rows, striding over the blocks of a row. bn and bk are unused. */
 typedef struct kern_matmul_cfg {
     uint32_t by_row;
     uint32_t bm, bn, bk, tm, tn;
+    uint32_t int_dot;
 } kern_matmul_cfg;
+
+/* 1 when the int_dot variants can run for this weight type on a device with these properties:
+ * a quantized type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) and shaderIntegerDotProduct
+ * (Vulkan 1.3 or VK_KHR_shader_integer_dot_product; the activations travel as 32-bit words,
+ * so no 8-bit storage is needed). vkllm_device_info.integer_dot_4x8_accelerated says whether
+ * the hardware has a fast path for the product, for a tuner to weigh. */
+int kern_int_dot_supported(const vkllm_device_info *info, uint32_t type);
+int kern_int_dot_ok(const kern_ctx *k, uint32_t type);
+
+/* Bytes of k->scratch the int_dot variants use for n_tok tokens of cols values: from byte 0,
+ * the quants (token t's block b at byte (t * cols / 32 + b) * 32, element 4i + j of the block
+ * in byte j of its word i), and from the first multiple of 256 bytes after them a (d, sum of
+ * q) pair of floats per block in the same order; value j of a block is d * q[j]. 0 when cols
+ * is not a multiple of 32. */
+uint64_t kern_int_dot_scratch_bytes(uint32_t cols, uint32_t n_tok);
 
 /* The configurations kern_matvec / kern_matmul use on this device for this type: the
  * coalesced / tiled kernels on GPUs; on CPU devices (lavapipe) the by-row kernels, several

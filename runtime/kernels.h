@@ -16,6 +16,19 @@ typedef struct kern_ctx {
     /* When nonzero, kernels that split large tensors into several bindings use this instead
      * of maxStorageBufferRange, so tests can exercise the split path with small tensors. */
     uint64_t max_binding_override;
+    /* Record-once decode (runtime/gpu_forward.c): when set, kern_rope, kern_kv_write and
+     * kern_attention_split read the position of their first token from the first uint32 of
+     * this buffer when the batch runs; their pos0 argument is then the largest position the
+     * recording serves (for planning and bounds), and the caches are bound whole. */
+    const vk_buf *pos_buf;
+    /* When set, kern_matvec and kern_matmul add W x to y instead of overwriting it (the
+     * residual add fused into the product). */
+    int acc_y;
+    /* Device memory the caller lends to kernels that stage intermediate data, which they may
+     * overwrite: the integer-dot-product matmul variants (kern_matmul.h, int_dot) quantize
+     * the activations into it and need kern_int_dot_scratch_bytes of it. NULL when no
+     * recorded kernel needs one; the buffer must outlive the batch. */
+    const vk_buf *scratch;
 } kern_ctx;
 
 /* The largest binding a kernel may use: maxStorageBufferRange or the test override. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "runtime/kern_attn.h"
+#include "runtime/kern_matmul.h"
 #include "vk/util.h"
 #include "vk/vk.h"
 
@@ -118,6 +119,16 @@ void plan_ctx_buffers(const llama_hparams *hp, const plan_stage *s, uint32_t n_b
         bytes[PCB_X_HOST] = nb * hp->n_embd * 4;
     }
     bytes[PCB_STREAM] = stream_bytes;
+    bytes[PCB_STEP] = 16;
+    /* The widest x of a product (n_embd, the attention width, n_ff) for a whole batch, in case
+     * a tuning profile picks an integer dot product variant. */
+    uint64_t idot = 0;
+    uint32_t widths[3] = {hp->n_embd, hp->n_head * hp->head_dim, hp->n_ff};
+    for (int i = 0; i < 3; i++) {
+        uint64_t b = kern_int_dot_scratch_bytes(widths[i], n_batch);
+        if (b > idot) idot = b;
+    }
+    bytes[PCB_IDOT] = idot;
 }
 
 const gguf_tensor *plan_layer_tensor(const llama_layer *l, plan_tensor t) {

@@ -147,11 +147,13 @@ typedef enum plan_ctx_buf {
     PCB_LOGITS,    /* (n_vocab); output stage only */
     PCB_BEST,      /* (1) uint32 argmax; output stage only */
     PCB_STREAM,    /* device copy of host weights for prompt chunks (two layers' worth); 0 if unused */
+    PCB_IDOT,      /* activations quantized to 8 bits for the integer dot product variants */
     PCB_DEVICE_COUNT,
     /* host-visible */
     PCB_X_HOST = PCB_DEVICE_COUNT, /* (n_batch, n_embd) hand-off to the next stage; not on the output stage */
     PCB_LOGITS_HOST, /* (n_vocab) readback; output stage only */
     PCB_BEST_HOST,   /* (1) readback; output stage only */
+    PCB_STEP,        /* (position, token) of a recorded decode step, written by the host */
     PCB_COUNT
 } plan_ctx_buf;
 

@@ -52,6 +52,18 @@ layout(std430, binding = 3) writeonly buffer O { vec2 o[]; };
 layout(std430, binding = 4) writeonly buffer ML { vec2 ml[]; };  // (n_split, n_tok, n_head): (max, sum)
 #endif
 
+#ifdef POS_BUF
+// Record-once decode: the position of the first token is in this buffer, added to pos0.
+#ifdef SPLIT
+layout(std430, binding = 5) readonly buffer PB { uint pos_buf[]; };
+#else
+layout(std430, binding = 4) readonly buffer PB { uint pos_buf[]; };
+#endif
+#define POS0 (p.pos0 + pos_buf[0])
+#else
+#define POS0 p.pos0
+#endif
+
 layout(push_constant) uniform P {
     uint n_tok, pos0, n_head, group;  // group = n_head / n_kv_head
     uint kv_stride;                   // n_kv_head * HD: elements between cache positions
@@ -127,7 +139,7 @@ void main() {
         uint tr = lid / p.heads_per_wg, hr = lid % p.heads_per_wg;
         uint t = t0 + tr, hg = hblk * p.heads_per_wg + hr;
         bool valid = lid < p.heads_per_wg * p.toks_per_wg && t < p.n_tok && hg < p.group;
-        s_last[lid] = valid ? int(p.pos0 + t) : -1;
+        s_last[lid] = valid ? int(POS0 + t) : -1;
         s_qrow[lid] = valid ? t * p.n_head + kvh * p.group + hg : 0u;
     }
     barrier();
@@ -139,7 +151,7 @@ void main() {
     // This workgroup's positions: its chunk, cut at what its last token may see.
     uint t_last = min(t0 + p.toks_per_wg, p.n_tok) - 1;
     uint begin = split * p.chunk;
-    uint end = min(begin + p.chunk, p.pos0 + t_last + 1);
+    uint end = min(begin + p.chunk, POS0 + t_last + 1);
 
     // Invocation (row, j) scores positions j, j + TPR, ... of each tile for its row; every
     // invocation of a row tracks the same running max, and the first also the sum.

@@ -6,27 +6,71 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-layout(std430, binding = 0) readonly buffer S { vec4 src[]; };  // (n8 * 2) vec4
 #ifdef CACHE_F32
-layout(std430, binding = 1) writeonly buffer D { vec4 dst[]; };
+#define WORD vec4
 #else
-layout(std430, binding = 1) writeonly buffer D { uvec4 dst[]; };  // 8 halves per word
+#define WORD uvec4  // 8 halves per word
 #endif
-layout(push_constant) uniform P { uint n8, dst_off, src_off; } p;
+layout(std430, binding = 0) readonly buffer S { vec4 src[]; };  // (n8 * 2) vec4
+layout(std430, binding = 1) writeonly buffer D { WORD dst[]; };
+#ifdef KV_TWO
+// K and V in one dispatch: the second pair's invocations follow the first's, same offsets.
+layout(std430, binding = 2) readonly buffer S2 { vec4 src2[]; };
+layout(std430, binding = 3) writeonly buffer D2 { WORD dst2[]; };
+#define POS_BINDING 4
+#else
+#define POS_BINDING 2
+#endif
+// dst_per_pos: destination words per cache position; with POS_BUF (record-once decode) the
+// cache is bound from its start and the position in that buffer moves the destination.
+layout(push_constant) uniform P { uint n8, dst_off, src_off, dst_per_pos; } p;
+#ifdef POS_BUF
+layout(std430, binding = POS_BINDING) readonly buffer PB { uint pos_buf[]; };
+#define DST_OFF (p.dst_off + pos_buf[0] * p.dst_per_pos)
+#else
+#define DST_OFF p.dst_off
+#endif
 
 void main() {
     uint i = flat_index();
+    bool second = false;
+#ifdef KV_TWO
+    if (i >= p.n8) {
+        i -= p.n8;
+        second = true;
+    }
+#endif
 #ifdef KV_BROKEN_SKIP_LAST
     if (i + 1 >= p.n8) return;
 #else
     if (i >= p.n8) return;
 #endif
-    vec4 a = src[p.src_off + 2 * i], b = src[p.src_off + 2 * i + 1];
-#ifdef CACHE_F32
-    dst[p.dst_off + 2 * i] = a;
-    dst[p.dst_off + 2 * i + 1] = b;
-#else
-    dst[p.dst_off + i] = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy),
-                               packHalf2x16(b.zw));
+    vec4 a, b;
+#ifdef KV_TWO
+    if (second) {
+        a = src2[p.src_off + 2 * i];
+        b = src2[p.src_off + 2 * i + 1];
+    } else
 #endif
+    {
+        a = src[p.src_off + 2 * i];
+        b = src[p.src_off + 2 * i + 1];
+    }
+#ifdef CACHE_F32
+    WORD w0 = a, w1 = b;
+#define NW 2u
+#else
+    WORD w0 = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+    WORD w1 = w0;
+#define NW 1u
+#endif
+#ifdef KV_TWO
+    if (second) {
+        dst2[DST_OFF + NW * i] = w0;
+        if (NW == 2u) dst2[DST_OFF + NW * i + 1u] = w1;
+        return;
+    }
+#endif
+    dst[DST_OFF + NW * i] = w0;
+    if (NW == 2u) dst[DST_OFF + NW * i + 1u] = w1;
 }

@@ -39,7 +39,14 @@
 
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(std430, binding = 1) readonly buffer X1 { float x1[]; };
+#ifdef ACC_Y
+// y += W x: the residual add fused into the product (each element has one writer).
+layout(std430, binding = 2) buffer Y { float y[]; };
+#define STORE_Y(i, v) y[i] += (v)
+#else
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+#define STORE_Y(i, v) y[i] = (v)
+#endif
 
 layout(push_constant) uniform P {
     uint rows;     // rows of this dispatch
@@ -127,7 +134,7 @@ void main() {
         if (tok >= p.n_tok) continue;
         [[unroll]] for (uint i = 0; i < TM; i++) {
             uint row = row0 + tm + i * WG_M;
-            if (row < p.rows) y[p.y_base + tok * p.y_stride + row] = acc[i][j];
+            if (row < p.rows) STORE_Y(p.y_base + tok * p.y_stride + row, acc[i][j]);
         }
     }
 }

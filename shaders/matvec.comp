@@ -15,7 +15,14 @@
 
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(std430, binding = 1) readonly buffer X1 { float x1[]; };
+#ifdef ACC_Y
+// y += W x: the residual add fused into the product (each element has one writer).
+layout(std430, binding = 2) buffer Y { float y[]; };
+#define STORE_Y(i, v) y[i] += (v)
+#else
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+#define STORE_Y(i, v) y[i] = (v)
+#endif
 
 layout(push_constant) uniform P {
     uint rows;    // rows of this dispatch
@@ -74,6 +81,6 @@ void main() {
     if (tid < ROWS && row0 + tid < p.rows) {
         float s = 0.0;
         for (uint i = 0; i < gl_NumSubgroups; i++) s += mv_red[tid * MV_MAX_SUBGROUPS + i];
-        y[p.y_base + row0 + tid] = s;
+        STORE_Y(p.y_base + row0 + tid, s);
     }
 }

@@ -26,7 +26,14 @@
 #endif
 
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+#ifdef ACC_Y
+// y += W x: the residual add fused into the product (each element has one writer).
+layout(std430, binding = 2) buffer Y { float y[]; };
+#define STORE_Y(i, v) y[i] += (v)
+#else
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+#define STORE_Y(i, v) y[i] = (v)
+#endif
 
 layout(push_constant) uniform P {
     uint rows;     // rows of this dispatch
@@ -198,6 +205,6 @@ void main() {
     [[unroll]] for (uint t = 0; t < NT; t++) {
         if (tok0 + t >= p.n_tok) break;
         [[unroll]] for (uint r = 0; r < RL; r++)
-            if (row0 + r < p.rows) y[p.y_base + (tok0 + t) * p.y_stride + row0 + r] = acc[r][t];
+            if (row0 + r < p.rows) STORE_Y(p.y_base + (tok0 + t) * p.y_stride + row0 + r, acc[r][t]);
     }
 }

@@ -51,7 +51,8 @@ cat >"$TMP/fields.py" <<'EOF'
 FIELDS = ["model_filename", "model_type", "model_size", "model_n_params", "backend", "devices",
           "n_devices", "n_batch", "n_gpu_layers", "n_prompt", "n_gen", "test_time", "avg_ns",
           "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts", "stream_gbps",
-          "stream_gbps_min", "stream_gbps_max"]
+          "stream_gbps_min", "stream_gbps_max", "host_us_per_token", "thread_us_per_token",
+          "gpu_us_per_token", "steps_recorded"]
 def sane(r, reps):
     for f in FIELDS:
         assert f in r, f"row lacks {f}: {sorted(r)}"
@@ -67,6 +68,11 @@ def sane(r, reps):
         assert abs(tokens * 1e9 / ns - ts) <= 1e-3 * ts, (tokens, ns, ts)
     assert 0 < r["stream_gbps_min"] <= r["stream_gbps"] <= r["stream_gbps_max"], \
         (r["stream_gbps_min"], r["stream_gbps"], r["stream_gbps_max"])
+    # Generated tokens: the decode step's cost on the host, and the step recorded once (the
+    # warm-up records it; the timed runs replay it).
+    if r["n_gen"] and not r["n_prompt"]:
+        assert r["gpu_us_per_token"] > 0 and r["thread_us_per_token"] > 0, r
+        assert r["steps_recorded"] == 0, f"{r['steps_recorded']} steps recorded in the timed runs"
 EOF
 
 # ------------------------------------------------------- two models, JSON ----
@@ -155,7 +161,7 @@ for p, product in zip(P, ["matmul", "matvec"]):
     E = p["entries"]
     names = {e["name"] for e in E}
     assert f"{product} q4_0" in names, f"{p['test']}: no {product} q4_0 row in {sorted(names)}"
-    for op in ["rmsnorm", "attention", "rope", "kv_write", "swiglu", "add", "embed"]:
+    for op in ["rmsnorm", "attention", "rope", "kv_write", "swiglu", "embed"]:
         assert any(e["op"] == op for e in E), f"{p['test']}: no {op} row"
     for e in E:
         assert e["calls"] > 0 and e["ms"] >= 0 and e["bytes"] > 0, e

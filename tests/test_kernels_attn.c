@@ -400,6 +400,99 @@ static void test_argmax(th_gpu *g) {
     CHECK_MSG(run_argmax(g, nan1, 3, NULL) == (uint32_t)ref_argmax(nan1, 3), "argmax all NaN");
 }
 
+/* ---------------------------------------------------------- recorded steps ---- */
+
+/* A decode step recorded once with the position in a buffer (kern_ctx.pos_buf) and replayed
+ * at several positions, as runtime/gpu_forward.c does: RoPE of queries and keys in one
+ * dispatch, K and V written in one, attention over the whole-bound cache with the split
+ * planned for the end of the span. Every replay is checked against the CPU reference:
+ * rotated q and k, the cache rows (all others untouched), and the attention output. */
+static void run_recorded_step(th_gpu *g, int f16, uint32_t n_head, uint32_t n_kv, uint32_t hd, uint32_t pos_end,
+                              const uint32_t *positions, int n_pos) {
+    uint32_t n_ctx = pos_end + 5;
+    size_t qn = (size_t)n_head * hd, row = (size_t)n_kv * hd, cn = (size_t)n_ctx * row, esz = f16 ? 2 : 4;
+    float *q = malloc(qn * 4), *kk = malloc(row * 4), *v = malloc(row * 4);
+    float *got = malloc(qn * 4), *ref = malloc(qn * 4), *qr = malloc(qn * 4), *kr = malloc(row * 4);
+    float *kf = malloc(cn * 4), *vf = malloc(cn * 4);
+    uint16_t *kh = malloc(cn * 2), *vh = malloc(cn * 2);
+    unsigned char *cache_got = malloc(cn * esz);
+    th_fill_uniform(&rng, kf, cn, -1, 1);
+    th_fill_uniform(&rng, vf, cn, -1, 1);
+    ref_f32_to_f16(kh, kf, cn);
+    ref_f32_to_f16(vh, vf, cn);
+    vk_buf b[8] = {th_buf_zero(g, qn * 4), th_buf_zero(g, row * 4), th_buf_zero(g, row * 4),
+                   th_buf_from(g, f16 ? (void *)kh : (void *)kf, cn * esz),
+                   th_buf_from(g, f16 ? (void *)vh : (void *)vf, cn * esz), th_buf_zero(g, qn * 4),
+                   th_buf_zero(g, 16), {0}};
+    kern_ctx k = {.dev = g->dev};
+    b[7] = th_buf_zero(g, kern_attn_scratch_bytes(&k, 1, n_head, hd, KERN_ATTN_MAX_SPLIT));
+    const float base = 10000.0f, scale = 1.0f / sqrtf((float)hd);
+    CHECK_OK(vk_batch_begin_reusable(g->dev, &k.batch));
+    k.pos_buf = &b[6];
+    CHECK_OK(kern_rope_qk(&k, &b[0], n_head, &b[1], n_kv, 1, hd, hd, pos_end - 1, base, 1.0f, 0));
+    CHECK_OK(kern_kv_write_kv(&k, &b[1], &b[3], &b[2], &b[4], f16, pos_end - 1, 1, n_kv, hd));
+    CHECK_OK(kern_attention_split(&k, &b[0], &b[3], &b[4], f16, &b[5], 1, pos_end - 1, n_head, n_kv, hd, scale,
+                                  &b[7], 0));
+    for (int i = 0; i < n_pos; i++) {
+        uint32_t pos = positions[i];
+        th_fill_uniform(&rng, q, qn, -2, 2);
+        th_fill_uniform(&rng, kk, row, -1, 1);
+        th_fill_uniform(&rng, v, row, -1, 1);
+        CHECK_OK(vk_buf_write(g->dev, &b[0], 0, q, qn * 4));
+        CHECK_OK(vk_buf_write(g->dev, &b[1], 0, kk, row * 4));
+        CHECK_OK(vk_buf_write(g->dev, &b[2], 0, v, row * 4));
+        CHECK_OK(vk_buf_write(g->dev, &b[6], 0, &pos, 4));
+        CHECK_OK(i == 0 ? vk_batch_submit(k.batch) : vk_batch_resubmit(k.batch));
+        CHECK_OK(vk_batch_wait(k.batch));
+        /* The reference: rotate, store into the caches, attend. */
+        memcpy(qr, q, qn * 4);
+        memcpy(kr, kk, row * 4);
+        ref_rope(qr, n_head, hd, hd, pos, base, 1.0f, 0);
+        ref_rope(kr, n_kv, hd, hd, pos, base, 1.0f, 0);
+        /* The cache must hold the keys as rotated on the device (checked against kr). */
+        float *kg = malloc(row * 4);
+        th_buf_to(g, &b[1], kg, row * 4);
+        double e_krope = th_nmse(kr, kg, row);
+        memcpy(kr, kg, row * 4);
+        free(kg);
+        memcpy(kf + pos * row, kr, row * 4);
+        memcpy(vf + pos * row, v, row * 4);
+        ref_f32_to_f16(kh + pos * row, kr, row);
+        ref_f32_to_f16(vh + pos * row, v, row);
+        th_buf_to(g, &b[0], got, qn * 4);
+        double e_rope = fmax(th_nmse(qr, got, qn), e_krope);
+        th_buf_to(g, &b[3], cache_got, cn * esz);
+        size_t bad = 0;
+        for (size_t j = 0; j < cn; j++)
+            bad += memcmp(cache_got + j * esz, f16 ? (const void *)(kh + j) : (const void *)(kf + j), esz) != 0;
+        th_buf_to(g, &b[4], cache_got, cn * esz);
+        for (size_t j = 0; j < cn; j++)
+            bad += memcmp(cache_got + j * esz, f16 ? (const void *)(vh + j) : (const void *)(vf + j), esz) != 0;
+        if (f16) CHECK_OK(ref_attention_f16(ref, qr, kh, vh, n_head, n_kv, hd, pos));
+        else CHECK_OK(ref_attention(ref, qr, kf, vf, n_head, n_kv, hd, pos));
+        th_buf_to(g, &b[5], got, qn * 4);
+        double e_att = th_nmse(ref, got, qn);
+        CHECK_MSG(e_rope <= NMSE_ROPE && bad == 0 && e_att <= NMSE_ATTN,
+                  "recorded step %s heads %u/%u hd %u span end %u, replayed at %u: rope nmse %.3g, %zu cache "
+                  "elements wrong, attention nmse %.3g", f16 ? "f16" : "f32", n_head, n_kv, hd, pos_end, pos,
+                  e_rope, bad, e_att);
+    }
+    vk_batch_free(k.batch);
+    free_bufs(g, b, 8);
+    free(q), free(kk), free(v), free(got), free(ref), free(qr), free(kr), free(kf), free(vf), free(kh), free(vh);
+    free(cache_got);
+}
+
+static void test_recorded_step(th_gpu *g) {
+    /* Spans that plan one chunk and several; replays at the span's start, inside, and its end. */
+    static const uint32_t short_span[] = {0, 1, 2, 37, 63};
+    static const uint32_t long_span[] = {256, 300, 511, 257, 450};
+    run_recorded_step(g, 1, 8, 2, 64, 64, short_span, 5);
+    run_recorded_step(g, 0, 4, 4, 8, 64, short_span, 5);
+    run_recorded_step(g, 1, 8, 2, 64, 512, long_span, 5);
+    run_recorded_step(g, 0, 8, 1, 64, 512, long_span, 5);
+}
+
 int main(void) {
     th_gpu g;
     if (th_gpu_open(&g, NULL) == 0) {
@@ -411,6 +504,7 @@ int main(void) {
         test_attention_broken(&g);
         test_write_then_attend(&g);
         test_argmax(&g);
+        test_recorded_step(&g);
     }
     th_gpu_close(&g);
     return th_finish();

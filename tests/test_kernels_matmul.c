@@ -1,7 +1,10 @@
 /* The weight-reading kernels (matvec, matmul, embed) for every weight type against the CPU
  * reference, which dequantizes with the same codecs: only the accumulation order differs.
  * Covers ragged shapes, offsets that are not binding-aligned, the split path with a small
- * binding limit, and proves that a variant skipping the last block fails the same check. */
+ * binding limit, and proves that a variant skipping the last block fails the same check.
+ * The integer-dot-product variants (8-bit activations) are checked twice: tightly against the
+ * reference fed the activations they quantized, loosely against the float reference. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +50,7 @@ typedef struct mm_case {
     const char *extra;       /* extra defines (broken variants) */
     const kern_matvec_cfg *mv;  /* NULL: kern_matvec's choice */
     const kern_matmul_cfg *mm;  /* NULL: kern_matmul's choice */
+    int acc;                 /* kern_ctx.acc_y: y starts with values and gets W x added */
 } mm_case;
 
 static double run_product(th_gpu *g, const mm_case *c) {
@@ -57,11 +61,18 @@ static double run_product(th_gpu *g, const mm_case *c) {
     float *x = malloc(nx * 4), *ref = malloc(ny * 4), *got = malloc(ny * 4);
     th_fill_uniform(&rng, x, nx, -1.0f, 1.0f);
     CHECK_OK(ref_matmul(ref, w, c->type, c->rows, c->cols, nt, x));
+    float *y0 = calloc(ny, 4);
+    if (c->acc) {
+        th_fill_uniform(&rng, y0, ny, -4.0f, 4.0f);
+        for (size_t i = 0; i < ny; i++) ref[i] += y0[i];
+    }
 
     vk_buf bw = upload_at(g, w, c->w_off, wbytes), bx = upload_at(g, x, c->x_off, nx * 4);
-    vk_buf by = th_buf_zero(g, c->y_off + ny * 4);
+    vk_buf by = upload_at(g, y0, c->y_off, ny * 4);
+    free(y0);
     kern_ctx k = th_begin(g, c->extra);
     k.max_binding_override = c->max_binding;
+    k.acc_y = c->acc;
     if (c->n_tok == 0 && c->mv)
         CHECK_OK(kern_matvec_ex(&k, c->mv, c->type, &bw, c->w_off, &bx, c->x_off, &by, c->y_off, c->rows, c->cols));
     else if (c->n_tok == 0)
@@ -139,6 +150,35 @@ static void test_matvec(th_gpu *g) {
     }
 }
 
+/* y += W x (the residual add the forward pass fuses into Wo and Wdown): both kernel families,
+ * one token and several, and a matrix split into row chunks. */
+static void test_accumulate(th_gpu *g) {
+    for (size_t t = 0; t < N_TYPES; t++) {
+        uint32_t type = all_types[t];
+        kern_matvec_cfg omv = other_matvec(g, type);
+        kern_matmul_cfg omm = other_matmul(g, type);
+        mm_case c = {.type = type, .rows = 65, .cols = 2 * block_of(type), .acc = 1};
+        double e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec y +=");
+        c.mv = &omv;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec y += (other kernel)");
+        c.mv = NULL;
+        c.n_tok = 7;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matmul y +=");
+        c.mm = &omm;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matmul y += (other kernel)");
+        c.mm = NULL;
+        c.n_tok = 0;
+        c.rows = 300;
+        c.max_binding = 64 * wtype_row_bytes(type, c.cols) + 256; /* several row chunks */
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec y += in row chunks");
+    }
+}
+
 static void test_matmul(th_gpu *g) {
     /* (rows, cols in blocks, n_tok) */
     static const uint32_t shapes[][3] = {{1, 1, 2}, {65, 3, 7}, {127, 2, 31}, {3, 5, 64},
@@ -211,6 +251,197 @@ static void test_split_and_offsets(th_gpu *g) {
         e = run_product(g, &c);
         CHECK_NMSE(c, e, "matmul split, weights 2-byte aligned");
     }
+}
+
+/* ------------------------------------------------ integer dot product variants ---- */
+
+/* Against the reference fed the same 8-bit activations only the accumulation differs (exact
+ * integer sums per block, fp32 beyond): as tight as the float kernels. Against the float
+ * reference the rounding of x to 8 bits remains: x uniform in [-1, 1] quantized with steps of
+ * max|x| / 127 leaves a relative error energy of about (1/127)^2 / 12 / (1/3) = 1.6e-5 on
+ * average; a few outputs can be far off that (one nearly cancelling sum), so the loose bound
+ * applies from 64 outputs on. */
+#define IDOT_NMSE_TIGHT NMSE_MAX
+#define IDOT_NMSE_LOOSE 6e-5
+
+typedef struct idot_result {
+    double tight, loose;   /* NMSE against the quantized-x and the float reference */
+    size_t outputs;
+    uint32_t q_bad;        /* quants off by more than one step from the CPU's, bad d or sum */
+    uint32_t q_ties;       /* quants one step off (a tie rounded the other way) */
+} idot_result;
+
+/* The CPU's quantization of one block: d = max|x| / 127, q = round-to-even(x / d). */
+static float idot_quant_ref(const float *x, int q[32]) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; j++) {
+        float v = rintf(x[j] * id);
+        q[j] = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
+    }
+    return d;
+}
+
+static idot_result run_idot(th_gpu *g, const mm_case *c) {
+    idot_result res = {0};
+    uint32_t nt = c->n_tok ? c->n_tok : 1;
+    uint64_t wbytes;
+    void *w = make_weights(c->type, c->rows, c->cols, &wbytes);
+    size_t nx = (size_t)nt * c->cols, ny = (size_t)nt * c->rows, nb = nx / 32;
+    float *x = malloc(nx * 4), *xq = malloc(nx * 4), *ref = malloc(ny * 4), *refq = malloc(ny * 4),
+          *got = malloc(ny * 4);
+    th_fill_uniform(&rng, x, nx, -1.0f, 1.0f);
+    CHECK_OK(ref_matmul(ref, w, c->type, c->rows, c->cols, nt, x));
+
+    uint64_t sbytes = kern_int_dot_scratch_bytes(c->cols, nt);
+    vk_buf bw = upload_at(g, w, c->w_off, wbytes), bx = upload_at(g, x, c->x_off, nx * 4);
+    vk_buf by = th_buf_zero(g, c->y_off + ny * 4), bs = th_buf_zero(g, sbytes);
+    kern_ctx k = th_begin(g, c->extra);
+    k.max_binding_override = c->max_binding;
+    k.scratch = &bs;
+    if (c->n_tok == 0)
+        CHECK_OK(kern_matvec_ex(&k, c->mv, c->type, &bw, c->w_off, &bx, c->x_off, &by, c->y_off, c->rows, c->cols));
+    else
+        CHECK_OK(kern_matmul_ex(&k, c->mm, c->type, &bw, c->w_off, &bx, c->x_off, &by, c->y_off, c->rows,
+                                c->cols, c->n_tok));
+    th_run(&k);
+    CHECK_OK(vk_buf_read(g->dev, &by, c->y_off, got, ny * 4));
+
+    /* The activations the kernel used, from the scratch (layout in kern_matmul.h). */
+    uint8_t *sc = malloc(sbytes);
+    CHECK_OK(vk_buf_read(g->dev, &bs, 0, sc, sbytes));
+    const float *dsum = (const float *)(sc + (sbytes - nb * 8));
+    for (size_t b = 0; b < nb; b++) {
+        int q[32], sum = 0;
+        float d = idot_quant_ref(x + 32 * b, q);
+        const int8_t *gq = (const int8_t *)sc + 32 * b;
+        for (int j = 0; j < 32; j++) {
+            int diff = abs(gq[j] - q[j]);
+            res.q_bad += diff > 1;
+            res.q_ties += diff == 1;
+            sum += gq[j];
+            xq[32 * b + j] = dsum[2 * b] * gq[j];
+        }
+        res.q_bad += fabsf(dsum[2 * b] - d) > 1e-6f * d || dsum[2 * b + 1] != (float)sum;
+    }
+    CHECK_OK(ref_matmul(refq, w, c->type, c->rows, c->cols, nt, xq));
+    res.tight = th_nmse(refq, got, ny);
+    res.loose = th_nmse(ref, got, ny);
+    res.outputs = ny;
+
+    vk_buf_free(g->dev, &bw);
+    vk_buf_free(g->dev, &bx);
+    vk_buf_free(g->dev, &by);
+    vk_buf_free(g->dev, &bs);
+    free(w), free(x), free(xq), free(ref), free(refq), free(got), free(sc);
+    return res;
+}
+
+static const uint32_t idot_types[] = {WTYPE_Q4_0, WTYPE_Q4_1, WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q8_0,
+                                      WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K};
+#define N_IDOT_TYPES (sizeof idot_types / sizeof idot_types[0])
+static double idot_worst_tight, idot_worst_loose;
+static uint32_t idot_runs, idot_ties;
+
+/* Records the run's figures and checks its quants and both NMSEs. */
+static void check_idot(const mm_case *c, const idot_result *r, const char *what) {
+    idot_runs++;
+    idot_ties += r->q_ties;
+    if (r->tight > idot_worst_tight) idot_worst_tight = r->tight;
+    if (r->outputs >= 64 && r->loose > idot_worst_loose) idot_worst_loose = r->loose;
+    CHECK_MSG(r->q_bad == 0, "%s %s rows %u cols %u n_tok %u: %u quants differ from the CPU's", what,
+              wtype_get(c->type)->name, c->rows, c->cols, c->n_tok, r->q_bad);
+    CHECK_MSG(r->tight <= IDOT_NMSE_TIGHT && (r->outputs < 64 || r->loose <= IDOT_NMSE_LOOSE),
+              "%s %s rows %u cols %u n_tok %u: nmse %.3g (same 8-bit x) / %.3g (float x)", what,
+              wtype_get(c->type)->name, c->rows, c->cols, c->n_tok, r->tight, r->loose);
+}
+
+static void test_int_dot(th_gpu *g) {
+    kern_ctx k0 = {.dev = g->dev};
+    if (!kern_int_dot_ok(&k0, WTYPE_Q4_0)) {
+        printf("SKIP: %s has no shaderIntegerDotProduct; the int_dot variants are untested\n",
+               vk_device_props(g->dev)->name);
+        return;
+    }
+    CHECK(!kern_int_dot_ok(&k0, WTYPE_F16) && !kern_int_dot_ok(&k0, WTYPE_BF16) && !kern_int_dot_ok(&k0, WTYPE_F32));
+    /* Both layouts of each op; rows per workgroup (2, 4 x 8, 8, 2 x 16) that do not divide the
+     * row counts below. */
+    const kern_matvec_cfg mvs[] = {{.wg = 64, .rows = 2, .int_dot = 1}, {.by_row = 1, .wg = 8, .rows = 4, .int_dot = 1}};
+    const kern_matmul_cfg mms[] = {{.bm = 32, .tm = 2, .tn = 4, .int_dot = 1},
+                                   {.by_row = 1, .bm = 32, .tm = 2, .tn = 8, .int_dot = 1}};
+    /* (rows, cols in 32-value blocks, rounded up to whole super-blocks for the K-quants): one
+     * block, a few, and a 4096-long row. */
+    static const uint32_t shapes[][2] = {{1, 1}, {65, 3}, {127, 8}, {33, 128}};
+    static const uint32_t toks[] = {2, 7, 33};
+    for (size_t t = 0; t < N_IDOT_TYPES; t++) {
+        uint32_t type = idot_types[t], per = wtype_get(type)->block / 32;
+        CHECK(kern_int_dot_ok(&k0, type));
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            uint32_t cols = (shapes[s][1] + per - 1) / per * per * 32;
+            for (int v = 0; v < 2; v++) {
+                mm_case c = {.type = type, .rows = shapes[s][0], .cols = cols, .mv = &mvs[v]};
+                idot_result r = run_idot(g, &c);
+                check_idot(&c, &r, v ? "idot matvec by-row" : "idot matvec");
+                c.n_tok = toks[s % 3];
+                c.mm = &mms[v];
+                r = run_idot(g, &c);
+                check_idot(&c, &r, v ? "idot matmul by-row" : "idot matmul");
+            }
+        }
+    }
+    /* Offsets that are not binding-aligned, and a 64 KiB binding limit: row and token chunks,
+     * each quantizing its own tokens into its part of the scratch. */
+    static const uint32_t split_types[] = {WTYPE_Q4_0, WTYPE_Q4_K, WTYPE_Q6_K, WTYPE_Q8_0};
+    for (size_t t = 0; t < sizeof split_types / sizeof split_types[0]; t++) {
+        uint32_t type = split_types[t];
+        for (int v = 0; v < 2; v++) {
+            mm_case c = {.type = type, .rows = 1000, .cols = 2 * block_of(type), .max_binding = 64 * 1024,
+                         .w_off = 36, .x_off = 48, .y_off = 12, .mv = &mvs[v]};
+            idot_result r = run_idot(g, &c);
+            check_idot(&c, &r, "idot matvec split with offsets");
+            c.n_tok = 33;
+            c.mm = &mms[v];
+            r = run_idot(g, &c);
+            check_idot(&c, &r, "idot matmul split with offsets");
+            if (type != WTYPE_Q6_K && type != WTYPE_Q8_0) continue;
+            c.w_off = 38; /* only 2-byte aligned, as these types allow */
+            r = run_idot(g, &c);
+            check_idot(&c, &r, "idot matmul split, weights 2-byte aligned");
+        }
+    }
+    /* The plain-integer fallback of the same kernel agrees; a kernel skipping the last block
+     * of every row fails the tight check. */
+    for (size_t t = 0; t < N_IDOT_TYPES; t++) {
+        uint32_t type = idot_types[t];
+        mm_case c = {.type = type, .rows = 65, .cols = 2 * block_of(type), .n_tok = 5, .mm = &mms[1],
+                     .extra = "IDOT_EMULATE=1"};
+        idot_result r = run_idot(g, &c);
+        check_idot(&c, &r, "idot matmul, plain integer arithmetic");
+        if (type != WTYPE_Q4_0 && type != WTYPE_Q6_K) continue;
+        for (int v = 0; v < 2; v++) {
+            mm_case b = {.type = type, .rows = 65, .cols = 4 * block_of(type), .mv = &mvs[v],
+                         .extra = "BROKEN_SKIP_LAST_BLOCK=1"};
+            r = run_idot(g, &b);
+            CHECK_MSG(!(r.tight <= IDOT_NMSE_TIGHT), "broken idot matvec %s was not caught (nmse %.3g)",
+                      wtype_get(type)->name, r.tight);
+        }
+    }
+    printf("int_dot: %u runs, worst nmse %.3g against the same 8-bit x, %.3g against float x (64+ outputs); "
+           "%u quants "
+           "rounded a tie the other way; 4x8 packed product accelerated: %s\n", idot_runs, idot_worst_tight,
+           idot_worst_loose, idot_ties, vk_device_props(g->dev)->integer_dot_4x8_accelerated ? "yes" : "no");
+
+    /* Refusals: float weights, and no scratch. */
+    vk_buf b = th_buf_zero(g, 4096);
+    kern_ctx k = th_begin(g, NULL);
+    CHECK(kern_matvec_ex(&k, &mvs[0], WTYPE_F16, &b, 0, &b, 0, &b, 0, 2, 32) == VKLLM_ERR_UNSUPPORTED);
+    CHECK(kern_matvec_ex(&k, &mvs[0], WTYPE_Q4_0, &b, 0, &b, 0, &b, 0, 2, 32) == VKLLM_ERR_INVALID_ARG);
+    k.scratch = &b;
+    kern_matmul_cfg big = {.bm = 32, .tm = 16, .tn = 8, .int_dot = 1}; /* 128 rows x tokens a tile */
+    CHECK(kern_matmul_ex(&k, &big, WTYPE_Q4_0, &b, 0, &b, 0, &b, 0, 2, 32, 2) == VKLLM_ERR_INVALID_ARG);
+    th_run(&k);
+    vk_buf_free(g->dev, &b);
 }
 
 /* Runs kern_embed on a random table; returns the NMSE over all rows, and checks that ids
@@ -312,9 +543,11 @@ int main(void) {
         test_errors(&g);
         test_matvec(&g);
         test_matmul(&g);
+        test_accumulate(&g);
         test_split_and_offsets(&g);
         test_embed(&g);
         test_broken_is_caught(&g);
+        test_int_dot(&g);
     }
     th_gpu_close(&g);
     return th_finish();

@@ -93,6 +93,16 @@ static void ctx_sizes(const llama_hparams *hp, int embd, int output, uint32_t nb
         host[(*n_host)++] = (uint64_t)nb * hp->n_embd * 4; /* hand-off */
     }
     if (stream) dev[(*n_dev)++] = stream;
+    uint64_t idot = 0; /* 8-bit x of the widest product, for integer dot product variants */
+    uint32_t widths[3] = {hp->n_embd, hp->n_head * hp->head_dim, hp->n_ff};
+    for (int i = 0; i < 3; i++)
+        if (widths[i] % 32 == 0) {
+            uint64_t q = (uint64_t)nb * widths[i], pairs = (uint64_t)nb * (widths[i] / 32) * 8;
+            uint64_t b = (q + 255) / 256 * 256 + pairs;
+            if (b > idot) idot = b;
+        }
+    if (idot) dev[(*n_dev)++] = idot;
+    host[(*n_host)++] = 16; /* position and token of a recorded decode step */
 }
 
 /* Bytes of one layer with everything on a device (matrices, norms, K and V). */

@@ -7,6 +7,7 @@ int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 /* From tools/cmd_bench.c, shared with `vkllm run --profile`: the per-op profile of ctx as a
  * table on stderr and, when `into` is non-NULL, as fields of that object; writing a JSON file. */

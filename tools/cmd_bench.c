@@ -356,6 +356,7 @@ static int run_test(bench_run *br, const bench_model *bm, vkllm_context *ctx, ui
     fprintf(stderr, "bench: %s %s: warm-up\n", bm->model_type, test);
     if (run_once(ctx, toks, warm_p, t->n_gen ? 1 : 0) < 0) return 1;
     if (profile) vkllm_context_reset_profile(ctx);
+    vkllm_context_reset_step_stats(ctx);
     double *ns = malloc((size_t)reps * sizeof *ns);
     if (!ns) return 1;
     for (long long r = 0; r < reps; r++) {
@@ -369,6 +370,21 @@ static int run_test(bench_run *br, const bench_model *bm, vkllm_context *ctx, ui
     cJSON *row = make_row(bm, n_batch, t, test, when, ns, reps);
     free(ns);
     if (!row) return 1;
+    /* The host's cost per generated token: wall time of the single-token evaluations less the
+     * GPU time their submissions took (every row has the fields; 0 without generated tokens). */
+    vkllm_step_stats ss = {0};
+    if (!t->n_gen || vkllm_context_get_step_stats(ctx, &ss) || !ss.n_steps) memset(&ss, 0, sizeof ss);
+    double steps = ss.n_steps ? (double)ss.n_steps : 1;
+    double host_us = (ss.wall_ms - ss.gpu_ms) * 1e3 / steps, thread_us = (ss.wall_ms - ss.wait_ms) * 1e3 / steps;
+    cJSON_AddNumberToObject(row, "host_us_per_token", host_us);
+    cJSON_AddNumberToObject(row, "thread_us_per_token", thread_us);
+    cJSON_AddNumberToObject(row, "gpu_us_per_token", ss.gpu_ms * 1e3 / steps);
+    cJSON_AddNumberToObject(row, "steps_recorded", (double)ss.n_recorded);
+    if (ss.n_steps)
+        fprintf(stderr, "bench: %s %s: host %.1f us per token = wall %.1f - GPU %.1f; on the calling thread "
+                "%.1f us (the rest is waiting); %llu of %llu steps recorded, the rest replayed\n",
+                bm->model_type, test, host_us, ss.wall_ms * 1e3 / steps, ss.gpu_ms * 1e3 / steps, thread_us,
+                (unsigned long long)ss.n_recorded, (unsigned long long)ss.n_steps);
     print_row(br, row);
     int rc = 0;
     if (profile) {

@@ -18,10 +18,12 @@ static void usage(FILE *f) {
             "  bench -m FILE [-p 512] [-n 128] [-r 5] llama-bench style throughput\n"
             "  plan -m FILE [--device 0,1 --device-mem 24G,24G ...] [--json]\n"
             "                       where layers and tensors would go, and the decode estimate\n"
+            "  tune [-m FILE] [--quick]  time the kernel variants on this device and keep the\n"
+            "                       fastest in a profile the next runs use (vkllm tune --help)\n"
             "  version              print the version\n"
             "\n"
             "Environment: VKLLM_LOG=debug|info|warn|error, VKLLM_CACHE_DIR (shader cache),\n"
-            "VK_ICD_FILENAMES (pick a Vulkan driver).\n");
+            "VKLLM_TUNE=0 (ignore tuning profiles), VK_ICD_FILENAMES (pick a Vulkan driver).\n");
 }
 
 int main(int argc, char **argv) {
@@ -35,6 +37,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("vkllm %s\n", vkllm_version());
         return 0;

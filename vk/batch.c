@@ -1,7 +1,8 @@
 /* Batches: one command buffer of dispatches and copies, with barriers derived from the
- * declared reads and writes, descriptor sets from per-batch pools, and optional timestamps
- * around every dispatch. Each batch has its own fence, so several may be in flight; freed
- * batches, always complete, return to a per-device free list for reuse. */
+ * declared reads and writes, descriptor sets from per-batch pools, timestamps at its start
+ * and end (and around every dispatch when the opening asked for them). Each batch has its own
+ * fence, so several may be in flight; a reusable batch can be submitted again as recorded.
+ * Freed batches, always complete, return to a per-device free list for reuse. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,8 @@ struct vk_batch {
     ranges reads, writes;
     int recording; /* between vk_batch_begin and submission */
     int pending;   /* submitted; its fence not yet waited for */
+    int reusable;  /* recorded for vk_batch_resubmit (no one-time-submit flag) */
+    uint32_t max_queries; /* of the query pool: 2 (start and end), or per dispatch */
     vk_prepare *prep; /* a dry batch (vk_batch_begin_dry) noting for this preparation */
 };
 
@@ -62,6 +65,8 @@ static int ranges_hit(const ranges *rs, VkBuffer b, uint64_t lo, uint64_t hi) {
         if (rs->r[i].buf == b && lo < rs->r[i].hi && rs->r[i].lo < hi) return 1;
     return 0;
 }
+
+static vkllm_status batch_queue(vk_batch *b);
 
 static void batch_destroy(vk_device *dev, vk_batch *b) {
     for (uint32_t i = 0; i < b->n_pools; i++) vkDestroyDescriptorPool(dev->device, b->pools[i], NULL);
@@ -118,12 +123,14 @@ static vkllm_status batch_new(vk_device *dev, vk_batch **out) {
         VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
         r = vkCreateFence(dev->device, &fi, NULL, &b->fence);
     }
-    if (r == VK_SUCCESS && dev->enable_timestamps && dev->timestamp_bits) {
+    if (r == VK_SUCCESS && dev->timestamp_bits) {
+        /* Start and end of every batch (vk_batch_gpu_ms); around every dispatch on request. */
+        b->max_queries = dev->enable_timestamps ? MAX_TIMESTAMPS : 2;
         VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                     .queryType = VK_QUERY_TYPE_TIMESTAMP,
-                                    .queryCount = MAX_TIMESTAMPS};
+                                    .queryCount = b->max_queries};
         r = vkCreateQueryPool(dev->device, &qi, NULL, &b->queries);
-        b->stamps = vkl_calloc(MAX_TIMESTAMPS, sizeof *b->stamps);
+        b->stamps = vkl_calloc(b->max_queries, sizeof *b->stamps);
         if (r == VK_SUCCESS && !b->stamps) r = VK_ERROR_OUT_OF_HOST_MEMORY;
     }
     if (r != VK_SUCCESS) {
@@ -139,7 +146,7 @@ static vkllm_status batch_new(vk_device *dev, vk_batch **out) {
     return VKLLM_OK;
 }
 
-vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out) {
+static vkllm_status batch_begin(vk_device *dev, int reusable, vk_batch **out) {
     *out = NULL;
     vkllm_status lost = vk_device_check_lost(dev);
     if (lost) return lost;
@@ -157,8 +164,9 @@ vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out) {
     b->cur_pool = 0;
     b->n_dispatch = b->n_barriers = b->n_queries = 0;
     b->reads.n = b->writes.n = 0;
+    b->reusable = reusable;
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+                                   .flags = reusable ? 0 : VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     VkResult r = vkBeginCommandBuffer(b->cb, &bi);
     if (r != VK_SUCCESS) {
         batch_destroy(dev, b);
@@ -172,13 +180,16 @@ vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out) {
     vkCmdPipelineBarrier(b->cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
                          0, 1, &mb, 0, NULL, 0, NULL);
     if (b->queries) {
-        vkCmdResetQueryPool(b->cb, b->queries, 0, MAX_TIMESTAMPS);
+        vkCmdResetQueryPool(b->cb, b->queries, 0, b->max_queries);
         vkCmdWriteTimestamp(b->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, b->queries, b->n_queries++);
     }
     b->recording = 1;
     *out = b;
     return VKLLM_OK;
 }
+
+vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out) { return batch_begin(dev, 0, out); }
+vkllm_status vk_batch_begin_reusable(vk_device *dev, vk_batch **out) { return batch_begin(dev, 1, out); }
 
 /* Inserts a barrier if this access conflicts with what the batch did since the last one. */
 static vkllm_status track(vk_batch *b, VkBuffer buf, uint64_t lo, uint64_t hi, int write) {
@@ -304,7 +315,8 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
     if (p->desc.push_size)
         vkCmdPushConstants(b->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->desc.push_size, push);
     vkCmdDispatch(b->cb, gx, gy, gz);
-    if (b->queries && b->n_queries < MAX_TIMESTAMPS) {
+    /* Per dispatch when asked for, keeping the last query for the end of the batch. */
+    if (b->queries && b->dev->enable_timestamps && b->n_queries + 1 < b->max_queries) {
         vkCmdWriteTimestamp(b->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, b->queries, b->n_queries++);
         if (b->n_dispatch == b->cap_labels) {
             uint32_t cap = b->cap_labels ? b->cap_labels * 2 : 64;
@@ -383,7 +395,15 @@ vkllm_status vk_batch_submit(vk_batch *b) {
     vkCmdPipelineBarrier(b->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0,
                          NULL, 0, NULL);
+    if (b->queries && b->n_queries < b->max_queries)
+        vkCmdWriteTimestamp(b->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, b->queries, b->n_queries++);
     VK_DEV_TRY(dev, vkEndCommandBuffer(b->cb));
+    return batch_queue(b);
+}
+
+/* Queues the recorded command buffer with the batch's fence. */
+static vkllm_status batch_queue(vk_batch *b) {
+    vk_device *dev = b->dev;
     vkllm_status st = vk_device_check_lost(dev);
     if (st) return st;
     VK_DEV_TRY(dev, vkResetFences(dev->device, 1, &b->fence));
@@ -391,6 +411,16 @@ vkllm_status vk_batch_submit(vk_batch *b) {
     VK_DEV_TRY(dev, vk_queue_submit(dev, &si, b->fence));
     b->pending = 1;
     return VKLLM_OK;
+}
+
+vkllm_status vk_batch_resubmit(vk_batch *b) {
+    if (!b->reusable || b->recording || b->prep)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: only a submitted reusable batch can be submitted again",
+                       b->dev->label);
+    if (b->pending)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: a batch submitted again before its last submission "
+                       "finished", b->dev->label);
+    return batch_queue(b);
 }
 
 vkllm_status vk_batch_wait(vk_batch *b) {
@@ -415,17 +445,24 @@ vkllm_status vk_batch_submit_wait(vk_batch *b) {
 }
 
 uint32_t vk_batch_dispatch_count(const vk_batch *b) { return b->n_dispatch; }
+
+double vk_batch_gpu_ms(const vk_batch *b) {
+    if (!b->queries || b->n_queries < 2 || b->recording || b->pending) return -1;
+    uint64_t mask = b->dev->timestamp_bits >= 64 ? ~0ull : ((1ull << b->dev->timestamp_bits) - 1);
+    uint64_t dt = (b->stamps[b->n_queries - 1] - b->stamps[0]) & mask;
+    return (double)dt * b->dev->info->timestamp_period_ns * 1e-6;
+}
 uint32_t vk_batch_barrier_count(const vk_batch *b) { return b->n_barriers; }
 
 double vk_batch_dispatch_ms(const vk_batch *b, uint32_t i) {
-    if (!b->queries || i + 1 >= b->n_queries) return -1;
+    if (!b->queries || !b->dev->enable_timestamps || i >= b->n_dispatch || i + 1 >= b->n_queries) return -1;
     uint64_t mask = b->dev->timestamp_bits >= 64 ? ~0ull : ((1ull << b->dev->timestamp_bits) - 1);
     uint64_t dt = (b->stamps[i + 1] - b->stamps[i]) & mask;
     return (double)dt * b->dev->info->timestamp_period_ns * 1e-6;
 }
 
 const char *vk_batch_dispatch_label(const vk_batch *b, uint32_t i) {
-    return (b->labels && i < b->n_dispatch && i + 1 < b->n_queries) ? b->labels[i] : "";
+    return (b->labels && b->dev->enable_timestamps && i < b->n_dispatch && i + 1 < b->n_queries) ? b->labels[i] : "";
 }
 
 void vk_batch_free(vk_batch *b) {

@@ -142,8 +142,18 @@ vkllm_status vk_device_open(vk_instance *inst, uint32_t index, const vk_device_o
         e13.shaderIntegerDotProduct = s13.shaderIntegerDotProduct;
     }
 
-    const char *exts[3];
+    const char *exts[4];
     uint32_t n_exts = 0;
+    /* Integer dot products (the int_dot kernels): a Vulkan 1.3 feature, or before 1.3 the
+     * extension with its own feature structure. */
+    VkPhysicalDeviceShaderIntegerDotProductFeatures edot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES,
+        .shaderIntegerDotProduct = VK_TRUE};
+    if (!v13 && info->integer_dot_product) {
+        exts[n_exts++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+        edot.pNext = e12.pNext;
+        e12.pNext = &edot;
+    }
     if (info->memory_budget_ext) exts[n_exts++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
     /* Importing host memory lets weights be read in place from a mapped file or a host copy
      * instead of filling a second host-visible copy. */

@@ -162,6 +162,17 @@ static vkllm_status describe_device(VkPhysicalDevice pd, uint32_t index, vkllm_d
         host_ptr.pNext = props.pNext;
         props.pNext = &host_ptr;
     }
+    /* Before Vulkan 1.3 integer dot products come from the extension's own structures. */
+    VkPhysicalDeviceShaderIntegerDotProductFeatures dot_f = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+    VkPhysicalDeviceShaderIntegerDotProductProperties dot_p = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES};
+    if (!v13 && dot_ext) {
+        dot_f.pNext = feats.pNext;
+        feats.pNext = &dot_f;
+        dot_p.pNext = props.pNext;
+        props.pNext = &dot_p;
+    }
     vkGetPhysicalDeviceProperties2(pd, &props);
     vkGetPhysicalDeviceFeatures2(pd, &feats);
     d->min_imported_host_pointer_alignment = d->external_host_memory ? host_ptr.minImportedHostPointerAlignment : 0;
@@ -190,7 +201,9 @@ static vkllm_status describe_device(VkPhysicalDevice pd, uint32_t index, vkllm_d
     d->storage_16bit = f11.storageBuffer16BitAccess;
     d->storage_8bit = v12 && f12.storageBuffer8BitAccess;
     d->timeline_semaphores = v12 && f12.timelineSemaphore;
-    d->integer_dot_product = (v13 && f13.shaderIntegerDotProduct) || dot_ext;
+    d->integer_dot_product = v13 ? f13.shaderIntegerDotProduct : dot_ext && dot_f.shaderIntegerDotProduct;
+    d->integer_dot_4x8_accelerated = d->integer_dot_product &&
+        (v13 ? p13.integerDotProduct4x8BitPackedSignedAccelerated : dot_p.integerDotProduct4x8BitPackedSignedAccelerated);
 
     const VkPhysicalDeviceLimits *l = &base.limits;
     d->max_storage_buffer_range = l->maxStorageBufferRange;

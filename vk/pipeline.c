@@ -296,7 +296,7 @@ static vkllm_status memo_entry(vk_device *dev, const vk_pipeline_desc *desc, vk_
 static _Thread_local unsigned t_dry_batches;
 
 vkllm_status vk_pipeline_get(vk_device *dev, const vk_pipeline_desc *desc, vk_pipeline **out) {
-    vk_pipeline *p;
+    vk_pipeline *p = NULL;
     build_info info;
     vkllm_status st = memo_entry(dev, desc, &p);
     if (!st && !t_dry_batches) st = build(dev, p, NULL, &info);

@@ -243,6 +243,9 @@ typedef struct vk_batch vk_batch;
  * reads and writes: only where a range read or written overlaps an earlier write (or a write
  * overlaps an earlier read) since the last barrier. */
 vkllm_status vk_batch_begin(vk_device *dev, vk_batch **out);
+/* A batch that can be submitted again as recorded (vk_batch_resubmit): a step whose inputs
+ * change only in buffer contents is recorded once and replayed. */
+vkllm_status vk_batch_begin_reusable(vk_device *dev, vk_batch **out);
 /* A dry batch for vk_prepare_build (see vk_prepare above): recorded and freed on one thread,
  * never submitted. */
 vkllm_status vk_batch_begin_dry(vk_device *dev, vk_prepare *prep, vk_batch **out);
@@ -260,6 +263,11 @@ vkllm_status vk_batch_submit_wait(vk_batch *b);
  * device or machine); waiting twice is harmless. vk_batch_free of a submitted batch waits. */
 vkllm_status vk_batch_submit(vk_batch *b);
 vkllm_status vk_batch_wait(vk_batch *b);
+/* Submits a reusable batch again, once its last submission was waited for. */
+vkllm_status vk_batch_resubmit(vk_batch *b);
+/* GPU time from the batch's start to its end in ms, after its wait (-1 where the queue
+ * has no timestamps). */
+double vk_batch_gpu_ms(const vk_batch *b);
 /* GPU time of dispatch i in ms (timestamps enabled), or -1. */
 uint32_t vk_batch_dispatch_count(const vk_batch *b);
 double vk_batch_dispatch_ms(const vk_batch *b, uint32_t i);
