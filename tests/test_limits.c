@@ -3,7 +3,8 @@
  * refusing more, a prompt longer than the context (refused before anything runs, the context
  * still usable), on_text asking to stop, NULL arguments; and a shader/pipeline cache folder
  * that cannot be used (read-only, or a path below a regular file when running as root, where
- * permissions are not enforced): a warning, the right tokens, no validation message. */
+ * permissions are not enforced) or sits on a full disk: a warning, the right tokens, no
+ * validation message, no half-written file. */
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,6 +158,47 @@ static void test_cache_dir(const fh_model *mf, const char *self) {
     rmdir(dir);
     th_tmp_path("limits_cache_file", file, sizeof file);
     remove(file);
+
+    /* A full disk: the child may create files but not write a byte into them (a file size
+     * limit of 0, SIGXFSZ ignored, so writes fail with EFBIG as they would with ENOSPC). */
+    th_tmp_path("limits_full_cache", dir, sizeof dir);
+    mkdir(dir, 0700);
+    snprintf(cmd, sizeof cmd, "trap '' XFSZ; ulimit -f 0; VKLLM_CACHE_DIR='%s' '%s' --cache-child '%s'", dir,
+             self, mf->path);
+    line[0] = 0;
+    p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(line, sizeof line, p)) line[0] = 0;
+        pclose(p);
+    }
+    n = 0;
+    tok = strstr(line, "tokens");
+    st = warnings = validation = -1;
+    if (sscanf(line, "status %d warnings %d validation %d", &st, &warnings, &validation) == 3 && tok) {
+        tok += 6;
+        char *end;
+        for (long v = strtol(tok, &end, 10); end != tok && n < FH_GEN; v = strtol(tok, &end, 10)) {
+            ids[n++] = (int32_t)v;
+            tok = end;
+        }
+    }
+    /* Nothing half-written may stay behind: every file the child left must be empty of
+     * partial data (none at all is expected: failed stores remove their temporary file). */
+    int left = 0;
+    char ls[1300];
+    snprintf(ls, sizeof ls, "ls -A '%s' | wc -l", dir);
+    FILE *lp = popen(ls, "r");
+    if (lp) {
+        if (fscanf(lp, "%d", &left) != 1) left = -1;
+        pclose(lp);
+    }
+    CHECK_MSG(st == 0 && warnings >= 1 && validation == 0 && n == FH_GEN && !memcmp(ids, mf->ref, sizeof ids) &&
+                  left == 0,
+              "cache on a full disk: the child said \"%s\", %d files left in the folder", line, left);
+    printf("cache folder on a full disk: right tokens, %d warning%s, %d files left\n", warnings,
+           warnings == 1 ? "" : "s", left);
+    snprintf(ls, sizeof ls, "rm -rf '%s'", dir);
+    if (system(ls) != 0) printf("note: could not remove %s\n", dir);
 }
 
 int main(int argc, char **argv) {

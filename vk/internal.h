@@ -140,4 +140,7 @@ void vk_shader_note_pipeline(double create_ms, int cache_hit);
 int vk_spirv_cache_read(FILE *f, uint64_t key, vk_spirv *out, double *cost_ms);
 void *vk_pipeline_cache_read(FILE *f, const VkPhysicalDeviceProperties *p, size_t *size);
 
+/* Warns (once per process) that a cache file could not be written, e.g. on a full disk. */
+void vk_cache_write_failed(const char *path, int err);
+
 #endif

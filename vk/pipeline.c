@@ -2,6 +2,7 @@
  * preparation ahead of use (built on several threads from what dry batches asked for, then
  * run once); and the persistent VkPipelineCache blob keyed by vendor, device, driver version
  * and pipelineCacheUUID. A mismatching or damaged blob is ignored, never an error. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +108,10 @@ void vk_pipeline_cache_save(vk_device *dev) {
         if (f) {
             int ok = fwrite(&h, sizeof h, 1, f) == 1 && fwrite(data, 1, size, f) == size;
             ok = (fclose(f) == 0) && ok;
-            if (!ok || rename(tmp, path) != 0) remove(tmp);
+            if (!ok || rename(tmp, path) != 0) {
+                vk_cache_write_failed(path, errno);
+                remove(tmp);
+            }
         }
     }
     free(data);

@@ -248,7 +248,18 @@ static void cache_store(uint64_t key, const vk_spirv *spv, double cost_ms) {
                     vkl_hash64(spv->words, spv->count * 4, VKL_HASH_SEED), cost_ms};
     int ok = fwrite(&h, sizeof h, 1, f) == 1 && fwrite(spv->words, 4, spv->count, f) == spv->count;
     ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) remove(tmp);
+    if (!ok || rename(tmp, path) != 0) {
+        vk_cache_write_failed(path, errno);
+        remove(tmp);
+    }
+}
+
+void vk_cache_write_failed(const char *path, int err) {
+    /* Once per process: a full disk would otherwise say it for every shader. */
+    static atomic_int told;
+    if (atomic_exchange(&told, 1)) return;
+    vkl_log(VKLLM_LOG_WARN, "cannot write cache file %s (%s); running on without storing shaders and "
+            "pipelines there", path, strerror(err ? err : EIO));
 }
 
 static vkllm_status glslang_compile(const char *name, const char *defines, const char *code, vk_spirv *out) {
