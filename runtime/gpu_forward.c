@@ -254,7 +254,8 @@ static vkllm_status linear_at(gpu_ctx *c, const gpu_tensor *w, const vk_buf *w_b
                              : kern_matmul(&c->k, w->type, w_buf, w_off, x, 0, y, 0, w->rows, w->cols, n);
     if (st || !c->prof) return st;
     /* The weights once, n rows of x in and of y out. */
-    uint64_t bytes = wtype_row_bytes(w->type, w->cols) * w->rows + (uint64_t)n * (w->cols + w->rows * (c->k.acc_y ? 2 : 1)) * 4;
+    uint64_t y_words = (c->k.acc_y || c->k.glu_y) ? 2 : 1; /* y read as well as written */
+    uint64_t bytes = wtype_row_bytes(w->type, w->cols) * w->rows + (uint64_t)n * (w->cols + w->rows * y_words) * 4;
     return mark(c, first, n == 1 ? "matvec" : "matmul", w->type, bytes, 2ull * w->rows * w->cols * n);
 }
 
@@ -359,8 +360,11 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
         OP("rmsnorm", NONE, (2 * n + 1) * d * 4, 0,
            kern_rmsnorm(k, &b[PCB_X], &L->t[PT_FFN_NORM].buf, &b[PCB_XB], n, hp->n_embd, hp->rms_eps));
         TRY(linear_at(c, &L->t[PT_GATE], wb[PT_GATE], wo[PT_GATE], &b[PCB_XB], &b[PCB_HB], n));
-        TRY(linear_at(c, &L->t[PT_UP], wb[PT_UP], wo[PT_UP], &b[PCB_XB], &b[PCB_HB2], n));
-        OP("swiglu", NONE, 3ull * n * hp->n_ff * 4, 0, kern_swiglu(k, &b[PCB_HB], &b[PCB_HB2], &b[PCB_HB], n * hp->n_ff));
+        /* h = silu(Wgate xb) * (Wup xb): the up product finishes SwiGLU over the gate's output. */
+        c->k.glu_y = 1;
+        st = linear_at(c, &L->t[PT_UP], wb[PT_UP], wo[PT_UP], &b[PCB_XB], &b[PCB_HB], n);
+        c->k.glu_y = 0;
+        TRY(st);
         TRY(linear_add(c, &L->t[PT_DOWN], wb[PT_DOWN], wo[PT_DOWN], &b[PCB_HB], &b[PCB_X], n));
     }
     uint64_t row = (uint64_t)hp->n_embd * 4;

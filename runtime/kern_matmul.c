@@ -125,7 +125,7 @@ static vkllm_status mm_pipeline(kern_ctx *k, const char *shader, const mm_shape 
                                 uint32_t n_bind, uint32_t push, uint32_t wg, vk_pipeline **out) {
     char defines[512];
     int n = snprintf(defines, sizeof defines, "%s%s%s%s%s%s%s", s->t->define, s->ragged ? ";DQ_RAGGED=1" : "",
-                     more ? ";" : "", more ? more : "", k->acc_y ? ";ACC_Y=1" : "", k->extra_defines ? ";" : "",
+                     more ? ";" : "", more ? more : "", k->acc_y ? ";ACC_Y=1" : k->glu_y ? ";GLU_Y=1" : "", k->extra_defines ? ";" : "",
                      k->extra_defines ? k->extra_defines : "");
     if (n < 0 || (size_t)n >= sizeof defines)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: defines too long (%d bytes)", shader, n);

@@ -24,6 +24,9 @@ typedef struct kern_ctx {
     /* When set, kern_matvec and kern_matmul add W x to y instead of overwriting it (the
      * residual add fused into the product). */
     int acc_y;
+    /* When set (and acc_y is not), they store silu(y) * (W x) over y, which holds the gate
+     * product: SwiGLU fused into the up product. */
+    int glu_y;
     /* Device memory the caller lends to kernels that stage intermediate data, which they may
      * overwrite: the integer-dot-product matmul variants (kern_matmul.h, int_dot) quantize
      * the activations into it and need kern_int_dot_scratch_bytes of it. NULL when no

@@ -108,7 +108,7 @@ void plan_ctx_buffers(const llama_hparams *hp, const plan_stage *s, uint32_t n_b
     bytes[PCB_X] = bytes[PCB_XB] = bytes[PCB_ATT] = nb * hp->n_embd * 4;
     bytes[PCB_Q] = nb * hp->n_head * hp->head_dim * 4;
     bytes[PCB_K] = bytes[PCB_V] = nb * hp->kv_dim * 4;
-    bytes[PCB_HB] = bytes[PCB_HB2] = nb * hp->n_ff * 4;
+    bytes[PCB_HB] = nb * hp->n_ff * 4;
     bytes[PCB_ATTN_SCRATCH] = kern_attn_scratch_bytes_aligned(binding_align, 1, hp->n_head, hp->head_dim,
                                                               KERN_ATTN_MAX_SPLIT);
     if (s->has_output) {

@@ -141,7 +141,7 @@ typedef enum plan_ctx_buf {
     PCB_Q,         /* (n_batch, n_head * head_dim) */
     PCB_K, PCB_V,  /* (n_batch, kv_dim) */
     PCB_ATT,       /* (n_batch, n_embd) attention output */
-    PCB_HB, PCB_HB2, /* (n_batch, n_ff) */
+    PCB_HB,        /* (n_batch, n_ff) gate product, then SwiGLU of it and the up product */
     PCB_ATTN_SCRATCH, /* split-K partials of single-token attention */
     PCB_LAST,      /* (n_embd) final-normed last row; output stage only */
     PCB_LOGITS,    /* (n_vocab); output stage only */

@@ -26,10 +26,19 @@
 #endif
 
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+#if defined(ACC_Y) || defined(GLU_Y)
+layout(std430, binding = 2) buffer Y { float y[]; };
 #ifdef ACC_Y
 // y += W x: the residual add fused into the product (each element has one writer).
-layout(std430, binding = 2) buffer Y { float y[]; };
 #define STORE_Y(i, v) y[i] += (v)
+#else
+// y = silu(y) * (W x): SwiGLU fused into the up product, y holding the gate product.
+void store_glu(uint i, float v) {
+    float g = y[i];
+    y[i] = g / (1.0 + exp(-g)) * v;
+}
+#define STORE_Y(i, v) store_glu(i, v)
+#endif
 #else
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 #define STORE_Y(i, v) y[i] = (v)

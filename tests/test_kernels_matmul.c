@@ -51,6 +51,7 @@ typedef struct mm_case {
     const kern_matvec_cfg *mv;  /* NULL: kern_matvec's choice */
     const kern_matmul_cfg *mm;  /* NULL: kern_matmul's choice */
     int acc;                 /* kern_ctx.acc_y: y starts with values and gets W x added */
+    int glu;                 /* kern_ctx.glu_y: y starts with gate values g, ends silu(g) * W x */
 } mm_case;
 
 static double run_product(th_gpu *g, const mm_case *c) {
@@ -62,10 +63,9 @@ static double run_product(th_gpu *g, const mm_case *c) {
     th_fill_uniform(&rng, x, nx, -1.0f, 1.0f);
     CHECK_OK(ref_matmul(ref, w, c->type, c->rows, c->cols, nt, x));
     float *y0 = calloc(ny, 4);
-    if (c->acc) {
-        th_fill_uniform(&rng, y0, ny, -4.0f, 4.0f);
-        for (size_t i = 0; i < ny; i++) ref[i] += y0[i];
-    }
+    if (c->acc || c->glu) th_fill_uniform(&rng, y0, ny, -4.0f, 4.0f);
+    for (size_t i = 0; i < ny && c->acc; i++) ref[i] += y0[i];
+    for (size_t i = 0; i < ny && c->glu; i++) ref[i] = (float)(y0[i] / (1.0 + exp(-(double)y0[i])) * ref[i]);
 
     vk_buf bw = upload_at(g, w, c->w_off, wbytes), bx = upload_at(g, x, c->x_off, nx * 4);
     vk_buf by = upload_at(g, y0, c->y_off, ny * 4);
@@ -73,6 +73,7 @@ static double run_product(th_gpu *g, const mm_case *c) {
     kern_ctx k = th_begin(g, c->extra);
     k.max_binding_override = c->max_binding;
     k.acc_y = c->acc;
+    k.glu_y = c->glu;
     if (c->n_tok == 0 && c->mv)
         CHECK_OK(kern_matvec_ex(&k, c->mv, c->type, &bw, c->w_off, &bx, c->x_off, &by, c->y_off, c->rows, c->cols));
     else if (c->n_tok == 0)
@@ -150,8 +151,9 @@ static void test_matvec(th_gpu *g) {
     }
 }
 
-/* y += W x (the residual add the forward pass fuses into Wo and Wdown): both kernel families,
- * one token and several, and a matrix split into row chunks. */
+/* y += W x (the residual add the forward pass fuses into Wo and Wdown) and y = silu(y) * W x
+ * (SwiGLU fused into the up product): both kernel families, one token and several, and a
+ * matrix split into row chunks. */
 static void test_accumulate(th_gpu *g) {
     for (size_t t = 0; t < N_TYPES; t++) {
         uint32_t type = all_types[t];
@@ -171,7 +173,21 @@ static void test_accumulate(th_gpu *g) {
         e = run_product(g, &c);
         CHECK_NMSE(c, e, "matmul y += (other kernel)");
         c.mm = NULL;
+        c.acc = 0, c.glu = 1; /* y = silu(y) * W x, the up product finishing SwiGLU */
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matmul y = silu(y) *");
+        c.mm = &omm;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matmul y = silu(y) * (other kernel)");
+        c.mm = NULL;
         c.n_tok = 0;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec y = silu(y) *");
+        c.mv = &omv;
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec y = silu(y) * (other kernel)");
+        c.mv = NULL;
+        c.acc = 1, c.glu = 0;
         c.rows = 300;
         c.max_binding = 64 * wtype_row_bytes(type, c.cols) + 256; /* several row chunks */
         e = run_product(g, &c);

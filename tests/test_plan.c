@@ -81,7 +81,7 @@ static void ctx_sizes(const llama_hparams *hp, int embd, int output, uint32_t nb
     for (int i = 0; i < 3; i++) dev[(*n_dev)++] = (uint64_t)nb * hp->n_embd * 4; /* x, xb, att */
     dev[(*n_dev)++] = (uint64_t)nb * hp->n_head * hp->head_dim * 4;         /* q */
     for (int i = 0; i < 2; i++) dev[(*n_dev)++] = (uint64_t)nb * hp->kv_dim * 4; /* k, v */
-    for (int i = 0; i < 2; i++) dev[(*n_dev)++] = (uint64_t)nb * hp->n_ff * 4;   /* hb, hb2 */
+    dev[(*n_dev)++] = (uint64_t)nb * hp->n_ff * 4;                          /* hb */
     dev[(*n_dev)++] = kern_attn_scratch_bytes_aligned(balign, 1, hp->n_head, hp->head_dim, KERN_ATTN_MAX_SPLIT);
     if (output) {
         dev[(*n_dev)++] = (uint64_t)hp->n_embd * 4;  /* last */
