@@ -31,6 +31,7 @@
 #define TUNE_MAX_CAND 48
 
 void vkllm_tune_params_init(vkllm_tune_params *p) {
+    if (!p) return;
     memset(p, 0, sizeof *p);
     p->device = -1;
 }
