@@ -150,11 +150,19 @@ typedef struct vkllm_device_info {
     int compute_only_queue; /* a queue family with compute but not graphics exists */
 } vkllm_device_info;
 
-/* Enumerates every Vulkan physical device. *out is an array of *count entries to be
- * released with vkllm_free(). Fails with VKLLM_ERR_NO_VULKAN when no loader or driver is
- * present; an empty list is returned as count 0 with VKLLM_OK. */
+/* The device index of vkllm's own CPU path (multi-threaded SIMD kernels, weights read in place
+ * from the mapped file): not a Vulkan device. `--device cpu` on the command line. */
+#define VKLLM_DEVICE_CPU_INDEX 0xFFFFFFFFu
+
+/* Enumerates every Vulkan physical device, then the native CPU path (index
+ * VKLLM_DEVICE_CPU_INDEX, type VKLLM_DEVICE_CPU, one heap: the machine's RAM). *out is an
+ * array of *count entries to be released with vkllm_free(). Without a Vulkan loader or driver
+ * the list is the CPU path alone. */
 VKLLM_API vkllm_status vkllm_list_devices(vkllm_device_info **out, uint32_t *count);
-/* The index vkllm picks when none is given: discrete, integrated, virtual, then CPU. */
+/* The index vkllm picks when none is given: a discrete, integrated or virtual GPU in that
+ * order; else the native CPU path when the list has it (rather than a software Vulkan driver
+ * such as lavapipe); else a Vulkan CPU device. The environment variable VKLLM_DEVICE (a
+ * --device list such as "0" or "0,cpu") overrides it for models loaded without devices. */
 VKLLM_API uint32_t vkllm_default_device(const vkllm_device_info *devices, uint32_t count);
 VKLLM_API const char *vkllm_device_type_string(vkllm_device_type type);
 VKLLM_API void vkllm_free(void *p);
@@ -174,7 +182,8 @@ typedef enum vkllm_kv_type {
 } vkllm_kv_type;
 
 /* Several devices: a model's layers are split into contiguous ranges, one per device, and
- * tensors that do not fit the devices are kept in host memory (still computed by a device).
+ * tensors that do not fit the devices are kept in host memory, computed there by the native
+ * CPU path when the device list has it, else by a device reading host memory.
  * vkllm_plan_model says where everything goes before anything is loaded. */
 #define VKLLM_MAX_DEVICES 16
 
@@ -188,9 +197,9 @@ VKLLM_API void vkllm_context_params_init(vkllm_context_params *p);
 typedef struct vkllm_plan vkllm_plan;
 
 typedef struct vkllm_model_params {
-    /* Device indices (vkllm_list_devices order); n_devices 0 picks the default device
-     * (discrete, integrated, virtual, then CPU). The same index twice opens that device twice,
-     * each opening acting as its own card with its own budget. */
+    /* Device indices (vkllm_list_devices order; VKLLM_DEVICE_CPU_INDEX for the native CPU
+     * path); n_devices 0 picks the default device (vkllm_default_device). The same index twice
+     * opens that device twice, each opening acting as its own card with its own budget. */
     uint32_t n_devices;
     uint32_t devices[VKLLM_MAX_DEVICES];
     /* Per-device budgets in bytes, by position in devices[]; 0 = the device-local heap (or its
@@ -206,7 +215,7 @@ typedef struct vkllm_model_params {
      * devices are full); N >= 0: the first N layers on devices, the rest in host memory. */
     int32_t gpu_layers;
     /* Position in devices[] of the device that computes the layers kept in host memory;
-     * -1 = the last device. */
+     * -1 = the CPU path when devices[] lists it, else the last device. */
     int32_t main_device;
     /* The contexts the placement reserves KV cache and activations for (vkllm_context_create
      * with the same values then fits exactly). */
@@ -226,6 +235,9 @@ typedef struct vkllm_model_params {
     int profile;
     vkllm_progress_fn progress;
     void *progress_user;
+    /* Threads of the native CPU path (each context starts its own pool once); 0 = the
+     * machine's physical cores. */
+    uint32_t n_threads;
 } vkllm_model_params;
 
 /* Fills p with defaults (default device, no budget, no callback). */

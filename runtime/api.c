@@ -9,6 +9,8 @@
 
 #include "runtime/gguf.h"
 #include "runtime/api_internal.h"
+#include "runtime/cpu/cpu_ops.h"
+#include "runtime/cpu_stage.h"
 #include "runtime/forward.h"
 #include "runtime/gpu_forward.h"
 #include "runtime/plan.h"
@@ -39,10 +41,10 @@ struct vkllm_model {
     tok_vocab *vocab;
     vk_instance *inst;
     uint32_t n_devices;
-    vk_device *dev[PLAN_MAX_DEVICES];   /* openings, by position in the plan */
+    vk_device *dev[PLAN_MAX_DEVICES];   /* openings, by position in the plan (NULL: the CPU path) */
     vkllm_plan *plan;
     uint32_t n_stages;
-    gpu_stage *stages[PLAN_MAX_DEVICES + 1];
+    fwd_stage stages[PLAN_MAX_DEVICES + 1];
     fwd_ctx *reserved;                  /* the planned context, allocated at load; taken by the
                                            first vkllm_context_create with the same sizes */
     pthread_mutex_t lock;               /* guards `reserved`: contexts come and go on any thread */
@@ -123,7 +125,11 @@ void vkllm_plan_free(vkllm_plan *pl) {
 static void free_stages(vkllm_model *m) {
     fwd_ctx_free(m->reserved);
     m->reserved = NULL;
-    for (uint32_t s = 0; s < m->n_stages; s++) gpu_stage_free(m->stages[s]);
+    for (uint32_t s = 0; s < m->n_stages; s++) {
+        gpu_stage_free(m->stages[s].gpu);
+        cpu_stage_free(m->stages[s].cpu);
+        m->stages[s] = (fwd_stage){0};
+    }
     m->n_stages = 0;
 }
 
@@ -142,7 +148,7 @@ void vkllm_model_free(vkllm_model *m) {
 
 static int model_lost(const vkllm_model *m) {
     for (uint32_t d = 0; d < m->n_devices; d++)
-        if (vk_device_lost(m->dev[d])) return 1;
+        if (m->dev[d] && vk_device_lost(m->dev[d])) return 1;
     return 0;
 }
 
@@ -150,7 +156,7 @@ static int model_lost(const vkllm_model *m) {
  * later call on the model or its contexts says so, and only freeing them is left. */
 static vkllm_status check_lost(const vkllm_model *m) {
     for (uint32_t d = 0; d < m->n_devices; d++) {
-        vkllm_status st = vk_device_check_lost(m->dev[d]);
+        vkllm_status st = m->dev[d] ? vk_device_check_lost(m->dev[d]) : VKLLM_OK;
         if (st) return st;
     }
     return VKLLM_OK;
@@ -180,26 +186,64 @@ static uint64_t host_available(void) {
     return (uint64_t)kb * 1024;
 }
 
-/* The device openings of p: explicit indices, or the default device. */
-static vkllm_status resolve_devices(vk_instance *inst, const vkllm_model_params *p, uint32_t *idx, uint32_t *n) {
-    uint32_t n_phys = vk_device_count(inst);
-    if (n_phys == 0) return vkl_err(VKLLM_ERR_NO_DEVICE, "no Vulkan device found; install a driver");
+/* The Vulkan instance, or NULL when there is no Vulkan loader or driver (the CPU path needs
+ * none; resolve_devices refuses Vulkan devices then). Other failures are failures. */
+static vkllm_status open_instance(int validation, vk_instance **inst) {
+    vkllm_status st = vk_instance_create(validation, inst);
+    if (st == VKLLM_ERR_NO_VULKAN) {
+        *inst = NULL;
+        return VKLLM_OK;
+    }
+    return st;
+}
+
+/* Parses a --device style list ("0", "0,cpu") of VKLLM_DEVICE into idx; 0 when malformed. */
+static int parse_device_env(const char *v, uint32_t *idx, uint32_t *n) {
+    *n = 0;
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, ",");
+        char *end;
+        unsigned long x = strtoul(p, &end, 10);
+        if (len == 3 && !strncmp(p, "cpu", 3)) idx[*n] = VKLLM_DEVICE_CPU_INDEX;
+        else if (len && (size_t)(end - p) == len && x < (1ul << 20)) idx[*n] = (uint32_t)x;
+        else return 0;
+        if (++*n == PLAN_MAX_DEVICES && p[len]) return 0;
+        p += len + (p[len] == ',');
+    }
+    return *n > 0;
+}
+
+/* The device openings of p: explicit indices, else VKLLM_DEVICE, else the default device.
+ * inst is NULL when Vulkan could not be loaded: then only the CPU path can be used. */
+static vkllm_status resolve_devices(vk_instance *inst, const vkllm_model_params *p, uint32_t *idx, uint32_t *n,
+                                    int *defaulted) {
+    uint32_t n_phys = inst ? vk_device_count(inst) : 0;
     if (p->n_devices > PLAN_MAX_DEVICES)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "%u devices given; at most %d", p->n_devices, PLAN_MAX_DEVICES);
     *n = p->n_devices;
-    for (uint32_t i = 0; i < *n; i++) {
-        if (p->devices[i] >= n_phys)
-            return vkl_err(VKLLM_ERR_NO_DEVICE, "device %u does not exist: %u Vulkan device%s found", p->devices[i],
-                           n_phys, n_phys == 1 ? "" : "s");
-        idx[i] = p->devices[i];
-    }
+    for (uint32_t i = 0; i < *n; i++) idx[i] = p->devices[i];
+    const char *env = getenv("VKLLM_DEVICE");
+    if (*n == 0 && env && *env && !parse_device_env(env, idx, n))
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "VKLLM_DEVICE=%s is not a device list such as 0, cpu or 0,cpu", env);
+    *defaulted = *n == 0;
     if (*n == 0) {
-        vkllm_device_info *all = vkl_calloc(n_phys, sizeof *all);
+        vkllm_device_info *all = vkl_calloc(n_phys + 1, sizeof *all);
         if (!all) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
         for (uint32_t i = 0; i < n_phys; i++) all[i] = *vk_device_info(inst, i);
-        idx[0] = vkllm_default_device(all, n_phys);
+        all[n_phys].index = VKLLM_DEVICE_CPU_INDEX;
+        all[n_phys].type = VKLLM_DEVICE_CPU;
+        idx[0] = vkllm_default_device(all, n_phys + 1);
         *n = 1;
         free(all);
+    }
+    for (uint32_t i = 0; i < *n; i++) {
+        if (idx[i] == VKLLM_DEVICE_CPU_INDEX) continue;
+        if (!inst)
+            return vkl_err(VKLLM_ERR_NO_VULKAN, "device %u: no Vulkan loader or driver could be loaded; the CPU "
+                           "path needs none (--device cpu)", idx[i]);
+        if (idx[i] >= n_phys)
+            return vkl_err(VKLLM_ERR_NO_DEVICE, "device %u does not exist: %u Vulkan device%s found (and the CPU "
+                           "path, --device cpu)", idx[i], n_phys, n_phys == 1 ? "" : "s");
     }
     return VKLLM_OK;
 }
@@ -207,14 +251,19 @@ static vkllm_status resolve_devices(vk_instance *inst, const vkllm_model_params 
 /* The planner's request from the public parameters: device limits from the instance,
  * budgets, host budget, split, layers, bandwidth figures. */
 static vkllm_status make_request(vk_instance *inst, const llama_model_desc *desc, const vkllm_model_params *p,
-                                 const vkllm_context_params *cp, plan_request *rq, uint32_t *idx) {
+                                 const vkllm_context_params *cp, plan_request *rq, uint32_t *idx, int *defaulted) {
     memset(rq, 0, sizeof *rq);
     rq->desc = desc;
     resolve_ctx(desc, cp, &rq->n_ctx, &rq->n_batch);
     rq->kv_f16 = cp->kv_type == VKLLM_KV_F16;
-    vkllm_status st = resolve_devices(inst, p, idx, &rq->n_devices);
+    vkllm_status st = resolve_devices(inst, p, idx, &rq->n_devices, defaulted);
     if (st) return st;
     for (uint32_t i = 0; i < rq->n_devices; i++) {
+        if (idx[i] == VKLLM_DEVICE_CPU_INDEX) {
+            plan_caps_cpu(p->n_threads, &rq->dev[i]);
+            if (p->n_devices && p->device_gbps[i] > 0) rq->dev[i].gbps = rq->dev[i].host_gbps = p->device_gbps[i];
+            continue;
+        }
         plan_caps_from_info(vk_device_info(inst, idx[i]), p->n_devices ? p->device_mem[i] : 0, &rq->dev[i]);
         if (p->n_devices && p->device_gbps[i] > 0) rq->dev[i].gbps = p->device_gbps[i];
         if (p->host_gbps > 0) rq->dev[i].host_gbps = p->host_gbps;
@@ -233,6 +282,28 @@ static vkllm_status make_request(vk_instance *inst, const llama_model_desc *desc
     rq->main_device = p->main_device;
     const char *smb = getenv("VKLLM_STREAM_MIN_BATCH"); /* tests and tuning: stream host weights from this chunk size */
     if (smb && *smb) rq->stream_min_batch_override = (uint32_t)strtoul(smb, NULL, 10);
+    return VKLLM_OK;
+}
+
+/* plan_make; when the device was picked by default and is a GPU that cannot hold the whole
+ * model, the plan is made again with the CPU path beside it, which then computes the layers
+ * kept in host memory (faster than the card reading them over PCIe). */
+static vkllm_status make_plan(plan_request *rq, uint32_t *idx, int defaulted, uint32_t n_threads, plan **out) {
+    vkllm_status st = plan_make(rq, out);
+    if (st || !defaulted || rq->n_devices != 1 || rq->dev[0].cpu) return st;
+    const plan *p = *out;
+    if (p->gpu_layers == p->n_layer && p->host_ffn_tensors == 0) return VKLLM_OK;
+    plan_request with_cpu = *rq;
+    with_cpu.n_devices = 2;
+    plan_caps_cpu(n_threads, &with_cpu.dev[1]);
+    plan *pc = NULL;
+    if (plan_make(&with_cpu, &pc)) return VKLLM_OK; /* keep the plan that fits */
+    plan_free(*out);
+    *out = pc;
+    *rq = with_cpu;
+    idx[1] = VKLLM_DEVICE_CPU_INDEX;
+    vkl_log(VKLLM_LOG_INFO, "the model does not fit %s: the CPU path computes the %u layers kept in host memory",
+            rq->dev[0].name, pc->n_layer - pc->gpu_layers);
     return VKLLM_OK;
 }
 
@@ -271,9 +342,18 @@ vkllm_status vkllm_plan_model(const char *path, const vkllm_model_params *p, con
     uint32_t idx[PLAN_MAX_DEVICES];
     vkllm_status st = gguf_open(path, &f);
     if (!st) st = llama_model_load_desc(f, &desc);
-    if (!st) st = vk_instance_create(p->validation, &inst);
-    if (!st) st = make_request(inst, desc, p, cp, &rq, idx);
+    if (!st) st = open_instance(p->validation, &inst);
+    int defaulted = 0;
+    if (!st) st = make_request(inst, desc, p, cp, &rq, idx, &defaulted);
     for (uint32_t i = 0; !st && p->measure_bandwidth && i < rq.n_devices; i++) {
+        if (rq.dev[i].cpu) {
+            cpu_read_result r;
+            if (!(st = cpu_measure_read(rq.dev[i].cpu_threads, 256ull << 20, 5, &r))) {
+                rq.dev[i].gbps = rq.dev[i].host_gbps = r.gbps;
+                rq.dev[i].measured = 1;
+            }
+            continue;
+        }
         vk_device *dev = NULL;
         vk_device_opts o = {.enable_timestamps = 1};
         double gbps = 0;
@@ -286,7 +366,7 @@ vkllm_status vkllm_plan_model(const char *path, const vkllm_model_params *p, con
             rq.dev[i].measured = 1;
         }
     }
-    if (!st) st = plan_make(&rq, &pp);
+    if (!st) st = make_plan(&rq, idx, defaulted, p->n_threads, &pp);
     if (!st) st = wrap_plan(pp, idx, desc, f, out);
     vk_instance_destroy(inst);
     llama_model_free_desc(desc);
@@ -335,14 +415,16 @@ vkllm_status vkllm_plan_get_device(const vkllm_plan *pl, uint32_t i, vkllm_plan_
     o->read_gbps = p->dev[i].gbps;
     o->read_bytes_per_token = u->read_per_token;
     o->host_read_bytes_per_token = u->host_read_per_token;
-    /* The range of layers whose weights it holds (the first stage on it that has layers). */
+    /* The range of layers whose weights it holds (the first stage on it that has layers); for
+     * the CPU path, the range it computes from the mapped file. */
+    int any = p->dev[i].cpu;
     for (uint32_t s = 0; s < p->n_stages; s++)
         if (p->stages[s].device == i && p->stages[s].n_layers) {
             uint32_t l = p->stages[s].first_layer;
-            if (p->layers[l].where[PT_WQ] == PLAN_HOST) continue;
+            if (!any && p->layers[l].where[PT_WQ] == PLAN_HOST) continue;
             o->first_layer = l;
             o->n_layers = p->stages[s].n_layers;
-            while (o->n_layers && p->layers[l + o->n_layers - 1].where[PT_WQ] == PLAN_HOST) o->n_layers--;
+            while (!any && o->n_layers && p->layers[l + o->n_layers - 1].where[PT_WQ] == PLAN_HOST) o->n_layers--;
             break;
         }
     return VKLLM_OK;
@@ -378,8 +460,10 @@ static vkllm_status alloc_all(vkllm_model *m) {
     const plan *p = m->plan->p;
     vkllm_status st = VKLLM_OK;
     for (uint32_t s = 0; !st && s < p->n_stages; s++) {
-        m->failed_device = p->stages[s].device;
-        st = gpu_stage_alloc(m->dev[p->stages[s].device], m->desc, p, s, &m->stages[s]);
+        uint32_t d = p->stages[s].device;
+        m->failed_device = d;
+        if (p->dev[d].cpu) st = cpu_stage_create(m->desc, p, s, p->dev[d].cpu_threads, &m->stages[s].cpu);
+        else st = gpu_stage_alloc(m->dev[d], m->desc, p, s, &m->stages[s].gpu);
         if (!st) m->n_stages = s + 1;
     }
     if (!st) {
@@ -387,6 +471,7 @@ static vkllm_status alloc_all(vkllm_model *m) {
          * below its plan when it happened. */
         st = fwd_ctx_create(m->stages, m->n_stages, p->n_ctx, p->n_batch, p->kv_f16, &m->reserved);
         for (uint32_t d = 0; st && d < m->n_devices; d++) {
+            if (!m->dev[d]) continue;
             vk_mem_stats ms;
             vk_mem_get_stats(m->dev[d], &ms);
             if (ms.peak_device_bytes < p->use[d].used) {
@@ -432,11 +517,15 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
         goto fail;
     }
     if ((st = tok_vocab_from_gguf(m->file, &m->vocab))) goto fail;
-    if ((st = vk_instance_create(p->validation, &m->inst))) goto fail;
-    if ((st = make_request(m->inst, m->desc, p, &p->ctx, &rq, idx))) goto fail;
+    if ((st = open_instance(p->validation, &m->inst))) goto fail;
+    int defaulted = 0;
+    if ((st = make_request(m->inst, m->desc, p, &p->ctx, &rq, idx, &defaulted))) goto fail;
     if (p->plan) {
         const plan *given = p->plan->p;
-        if (given->n_layer != m->desc->hp.n_layer || given->n_devices != rq.n_devices ||
+        /* A default device may have been planned with the CPU path beside it (make_plan). */
+        int cpu_added = defaulted && given->n_devices == rq.n_devices + 1 &&
+                        p->plan->device_index[rq.n_devices] == VKLLM_DEVICE_CPU_INDEX;
+        if (given->n_layer != m->desc->hp.n_layer || (given->n_devices != rq.n_devices && !cpu_added) ||
             p->plan->file_size != gguf_file_size(m->file)) {
             st = vkl_err(VKLLM_ERR_INVALID_ARG, "the plan given was made for another model or device list "
                          "(%u layers on %u devices; this load has %u layers on %u devices)",
@@ -448,7 +537,7 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
         if ((st = wrap_plan(own, p->plan->device_index, m->desc, m->file, &m->plan))) goto fail;
     } else {
         plan *pp = NULL;
-        if ((st = plan_make(&rq, &pp))) goto fail;
+        if ((st = make_plan(&rq, idx, defaulted, p->n_threads, &pp))) goto fail;
         if ((st = wrap_plan(pp, idx, m->desc, m->file, &m->plan))) goto fail;
     }
     m->n_devices = m->plan->p->n_devices;
@@ -457,13 +546,14 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
      * that, as a card whose memory another program took. */
     const char *gives = getenv("VKLLM_TEST_DEVICE_GIVES");
     for (uint32_t d = 0; d < m->n_devices; d++) {
+        if (m->plan->p->dev[d].cpu) continue; /* the CPU path opens nothing */
         vk_device_opts o = {.budget = m->plan->p->dev[d].budget, .enable_timestamps = p->profile != 0};
         if (d == 0 && gives && *gives) o.fail_above = strtoull(gives, NULL, 10);
         if ((st = vk_device_open(m->inst, m->plan->device_index[d], &o, &m->dev[d]))) goto fail;
     }
     st = alloc_all(m);
     vk_mem_stats ms = {0};
-    if (st == VKLLM_ERR_OUT_OF_MEMORY) vk_mem_get_stats(m->dev[m->failed_device], &ms);
+    if (st == VKLLM_ERR_OUT_OF_MEMORY && m->dev[m->failed_device]) vk_mem_get_stats(m->dev[m->failed_device], &ms);
     /* Only a device that refused device memory makes another plan worth it: host memory
      * running out is no reason to move weights off the card. */
     if (st == VKLLM_ERR_OUT_OF_MEMORY && !p->plan && ms.refusals) {
@@ -495,8 +585,17 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
     progress_relay relay = {p->progress, p->progress_user, 0};
     llama_model_size(m->desc, &relay.total, NULL);
     uint64_t done = 0;
-    for (uint32_t s = 0; s < m->n_stages; s++)
-        if ((st = gpu_stage_upload(m->stages[s], relay_progress, &relay, &done))) goto fail;
+    for (uint32_t s = 0; s < m->n_stages; s++) {
+        if (m->stages[s].cpu) { /* reads the mapped file in place: nothing to copy */
+            done += cpu_stage_weight_bytes(m->stages[s].cpu);
+            if (relay_progress(done, &relay)) {
+                st = vkl_err(VKLLM_ERR_CANCELLED, "loading cancelled by the progress callback");
+                goto fail;
+            }
+            continue;
+        }
+        if ((st = gpu_stage_upload(m->stages[s].gpu, relay_progress, &relay, &done))) goto fail;
+    }
 
     vkllm_model_info *info = &m->info;
     const llama_hparams *hp = &m->desc->hp;
@@ -517,7 +616,7 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
     info->n_head_kv = hp->n_head_kv;
     info->n_ff = hp->n_ff;
     llama_model_size(m->desc, &info->size_bytes, &info->n_params);
-    snprintf(info->device, sizeof info->device, "%s", vk_device_label(m->dev[0]));
+    snprintf(info->device, sizeof info->device, "%s", m->dev[0] ? vk_device_label(m->dev[0]) : m->plan->p->dev[0].name);
     info->n_devices = m->n_devices;
     info->load_ms = vkl_now_ms() - t0;
     *out = m;
@@ -536,7 +635,8 @@ const vkllm_plan *vkllm_model_get_plan(const vkllm_model *m) { return m ? m->pla
 
 uint64_t api_model_bytes_uploaded(const vkllm_model *m) {
     uint64_t n = 0;
-    for (uint32_t s = 0; m && s < m->n_stages; s++) n += m->stages[s]->bytes_uploaded;
+    for (uint32_t s = 0; m && s < m->n_stages; s++)
+        if (m->stages[s].gpu) n += m->stages[s].gpu->bytes_uploaded;
     return n;
 }
 
@@ -546,6 +646,14 @@ vkllm_status vkllm_measure_read_bandwidth_stats(const vkllm_model *m, uint64_t b
                                                 vkllm_bandwidth *out) {
     if (!m || !out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_measure_read_bandwidth: model or out is NULL");
     memset(out, 0, sizeof *out);
+    if (!m->dev[0]) { /* the CPU path: its threads reading RAM */
+        if (!bytes) bytes = m->info.size_bytes < (1ull << 30) ? m->info.size_bytes : (1ull << 30);
+        if (bytes < (1ull << 20)) bytes = 1ull << 20;
+        cpu_read_result r;
+        vkllm_status st = cpu_measure_read(m->plan->p->dev[0].cpu_threads, bytes, passes ? passes : 7, &r);
+        if (!st) *out = (vkllm_bandwidth){r.gbps, r.gbps_min, r.gbps_max, r.bytes, r.passes};
+        return st;
+    }
     if (!bytes) {
         /* Far beyond any last-level cache, yet no more than the weights decoding reads (a small
          * model's weights stay in cache, and so may the yardstick) and than the device has left

@@ -41,9 +41,10 @@ vkllm_status cpu_state_create(const llama_model_desc *m, uint32_t n_ctx, int f16
     s->q = calloc(hp->n_embd, sizeof(float));
     s->hb = calloc(hp->n_ff, sizeof(float));
     s->hb2 = calloc(hp->n_ff, sizeof(float));
+    s->xq = calloc(hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd, sizeof(float));
     s->key_cache = calloc((size_t)cache_elems, sizeof(float));
     s->value_cache = calloc((size_t)cache_elems, sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->hb || !s->hb2 || !s->key_cache ||
+    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->hb || !s->hb2 || !s->xq || !s->key_cache ||
         !s->value_cache) {
         char buf[32];
         cpu_state_free(s);
@@ -60,6 +61,7 @@ void cpu_state_free(cpu_state *s) {
     free(s->value_cache);
     free(s->key_cache);
     free(s->hb2);
+    free(s->xq);
     free(s->hb);
     free(s->q);
     free(s->xb2);
@@ -68,9 +70,18 @@ void cpu_state_free(cpu_state *s) {
     free(s);
 }
 
-/* out[rows] = W x for a matrix tensor of ggml shape [cols, rows]. */
-static vkllm_status matvec(float *out, const gguf_tensor *w, const float *x) {
-    return ref_matvec(out, w->data, w->type, (size_t)w->ne[1], (size_t)w->ne[0], x);
+/* out[rows] = W x for a matrix tensor of ggml shape [cols, rows]; with q8, x rounded
+ * to 8 bits per block first for quantized W. */
+static vkllm_status matvec(cpu_state *s, int q8, float *out, const gguf_tensor *w, const float *x) {
+    size_t cols = (size_t)w->ne[0];
+    int is_float = w->type == WTYPE_F32 || w->type == WTYPE_F16 || w->type == WTYPE_BF16;
+    if (q8 && !is_float) {
+        int k_quant = w->type == WTYPE_Q4_K || w->type == WTYPE_Q5_K || w->type == WTYPE_Q6_K;
+        memcpy(s->xq, x, cols * sizeof(float));
+        ref_quant_act(s->xq, cols, k_quant ? WTYPE_QK_K : WTYPE_QK);
+        x = s->xq;
+    }
+    return ref_matvec(out, w->data, w->type, (size_t)w->ne[1], cols, x);
 }
 
 /* Norm weights are F32 (checked at load), but general.alignment may legally be 1 or 2, so
@@ -106,14 +117,15 @@ vkllm_status cpu_forward(cpu_state *s, const llama_model_desc *m, int32_t token,
 
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         const llama_layer *L = &m->layers[il];
+        int q8 = s->act_q8 && il >= s->act_q8_from;
         float *k = s->key_cache + il * layer_stride + (size_t)pos * kv_dim;   /* (kv_dim) */
         float *v = s->value_cache + il * layer_stride + (size_t)pos * kv_dim; /* (kv_dim) */
 
         /* Attention: the new K and V go straight into the cache slot of this position. */
         rmsnorm(s->xb, s->x, L->attn_norm, normw, hp->rms_eps);
-        if ((st = matvec(s->q, L->wq, s->xb)) != VKLLM_OK) return st;
-        if ((st = matvec(k, L->wk, s->xb)) != VKLLM_OK) return st;
-        if ((st = matvec(v, L->wv, s->xb)) != VKLLM_OK) return st;
+        if ((st = matvec(s, q8, s->q, L->wq, s->xb)) != VKLLM_OK) return st;
+        if ((st = matvec(s, q8, k, L->wk, s->xb)) != VKLLM_OK) return st;
+        if ((st = matvec(s, q8, v, L->wv, s->xb)) != VKLLM_OK) return st;
         ref_rope(s->q, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
                  hp->rope_freq_scale, 0);
         ref_rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_freq_base,
@@ -126,20 +138,20 @@ vkllm_status cpu_forward(cpu_state *s, const llama_model_desc *m, int32_t token,
                            s->value_cache + il * layer_stride, hp->n_head, hp->n_head_kv,
                            hp->head_dim, pos);
         if (st != VKLLM_OK) return st;
-        if ((st = matvec(s->xb2, L->wo, s->xb)) != VKLLM_OK) return st;
+        if ((st = matvec(s, q8, s->xb2, L->wo, s->xb)) != VKLLM_OK) return st;
         ref_add(s->x, s->x, s->xb2, dim);
 
         /* Feed-forward: x += W_down (silu(W_gate xb) * (W_up xb)). */
         rmsnorm(s->xb, s->x, L->ffn_norm, normw, hp->rms_eps);
-        if ((st = matvec(s->hb, L->ffn_gate, s->xb)) != VKLLM_OK) return st;
-        if ((st = matvec(s->hb2, L->ffn_up, s->xb)) != VKLLM_OK) return st;
+        if ((st = matvec(s, q8, s->hb, L->ffn_gate, s->xb)) != VKLLM_OK) return st;
+        if ((st = matvec(s, q8, s->hb2, L->ffn_up, s->xb)) != VKLLM_OK) return st;
         ref_swiglu(s->hb, s->hb, s->hb2, n_ff);
-        if ((st = matvec(s->xb2, L->ffn_down, s->hb)) != VKLLM_OK) return st;
+        if ((st = matvec(s, q8, s->xb2, L->ffn_down, s->hb)) != VKLLM_OK) return st;
         ref_add(s->x, s->x, s->xb2, dim);
     }
 
     rmsnorm(s->x, s->x, m->output_norm, normw, hp->rms_eps);
-    return matvec(logits, m->output, s->x);
+    return matvec(s, s->act_q8, logits, m->output, s->x);
 }
 
 float cpu_top2_gap(const float *x, size_t n, size_t *top) {

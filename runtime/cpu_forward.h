@@ -22,6 +22,14 @@ typedef struct cpu_state {
     float *hb2;     /* (n_ff) up */
     float *key_cache;   /* (n_layer, n_ctx, kv_dim) */
     float *value_cache; /* (n_layer, n_ctx, kv_dim) */
+    /* Set by the caller: quantized weight types multiply activations rounded to 8 bits per
+     * block (ref_quant_act, 32 elements for Q4_0..Q8_0, 256 for the K-quants), as the native
+     * CPU path does, so that its greedy tokens can be compared exactly. 0: float activations.
+     * Layers before act_q8_from keep float activations (a split whose first layers run on a
+     * device); the output product follows act_q8. */
+    int act_q8;
+    uint32_t act_q8_from;
+    float *xq;          /* (max(n_embd, n_ff)) the rounded copy */
 } cpu_state;
 
 /* n_ctx = 0 takes the model's training context. The model's file must hold tensor data

@@ -227,3 +227,12 @@ vkllm_status ref_attention_f16(float *out, const float *q, const uint16_t *k_cac
     return ref_attention_any(out, q, NULL, k_cache, NULL, v_cache, n_head, n_kv_head, head_dim,
                              n_past);
 }
+
+void ref_quant_act(float *x, size_t n, size_t block) {
+    for (size_t b = 0; block && b + block <= n; b += block) {
+        float amax = 0.0f;
+        for (size_t j = 0; j < block; j++) amax = fmaxf(amax, fabsf(x[b + j]));
+        float id = amax > 0.0f ? 127.0f / amax : 0.0f, d = amax / 127.0f;
+        for (size_t j = 0; j < block; j++) x[b + j] = d * nearbyintf(x[b + j] * id);
+    }
+}

@@ -34,6 +34,11 @@ void ref_f32_to_f16(uint16_t *out, const float *x, size_t n);
 /* out[n] = x[n] (IEEE half bits). */
 void ref_f16_to_f32(float *out, const uint16_t *x, size_t n);
 
+/* Rounds x[n] in place to 8-bit activations as integer dot products read them: per block of
+ * `block` elements (n a multiple), d = amax / 127 and x[j] = d * q[j] with q[j] the nearest
+ * integer (ties to even) of x[j] * (127 / amax). */
+void ref_quant_act(float *x, size_t n, size_t block);
+
 /* Index of the largest of x[n], the lowest index on ties; 0 when n == 0. NaNs never win. */
 size_t ref_argmax(const float *x, size_t n);
 

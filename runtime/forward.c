@@ -8,10 +8,15 @@
 #include "runtime/forward.h"
 #include "vk/util.h"
 
+/* A stage's context: the one of its executor. */
+typedef struct fwd_sctx {
+    gpu_ctx *gpu;
+    cpu_ctx *cpu;
+} fwd_sctx;
+
 struct fwd_ctx {
     uint32_t n_stages;
-    gpu_ctx **c;        /* (n_stages) */
-    gpu_stage *const *stages;
+    fwd_sctx *c;        /* (n_stages) */
     uint32_t n_ctx, n_batch;
     int kv_f16;
     int prepared;            /* fwd_prepare ran (not skipped) */
@@ -21,24 +26,28 @@ struct fwd_ctx {
 
 void fwd_ctx_free(fwd_ctx *f) {
     if (!f) return;
-    for (uint32_t s = 0; f->c && s < f->n_stages; s++) gpu_ctx_free(f->c[s]);
+    for (uint32_t s = 0; f->c && s < f->n_stages; s++) {
+        gpu_ctx_free(f->c[s].gpu);
+        cpu_ctx_free(f->c[s].cpu);
+    }
     free(f->c);
     free(f);
 }
 
-vkllm_status fwd_ctx_create(gpu_stage *const *stages, uint32_t n_stages, uint32_t n_ctx, uint32_t n_batch,
+vkllm_status fwd_ctx_create(const fwd_stage *stages, uint32_t n_stages, uint32_t n_ctx, uint32_t n_batch,
                             int kv_f16, fwd_ctx **out) {
     *out = NULL;
     fwd_ctx *f = vkl_calloc(1, sizeof *f);
     if (!f) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     f->n_stages = n_stages;
-    f->stages = stages;
     f->n_ctx = n_ctx;
     f->n_batch = n_batch;
     f->kv_f16 = kv_f16;
     f->c = vkl_calloc(n_stages ? n_stages : 1, sizeof *f->c);
     vkllm_status st = f->c ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
-    for (uint32_t s = 0; !st && s < n_stages; s++) st = gpu_ctx_create(stages[s], n_ctx, n_batch, kv_f16, &f->c[s]);
+    for (uint32_t s = 0; !st && s < n_stages; s++)
+        st = stages[s].cpu ? cpu_ctx_create(stages[s].cpu, n_ctx, n_batch, kv_f16, &f->c[s].cpu)
+                           : gpu_ctx_create(stages[s].gpu, n_ctx, n_batch, kv_f16, &f->c[s].gpu);
     if (st) {
         fwd_ctx_free(f);
         return st;
@@ -48,7 +57,8 @@ vkllm_status fwd_ctx_create(gpu_stage *const *stages, uint32_t n_stages, uint32_
 }
 
 void fwd_set_prof(fwd_ctx *f, prof *p) {
-    for (uint32_t s = 0; s < f->n_stages; s++) gpu_ctx_set_prof(f->c[s], p);
+    for (uint32_t s = 0; s < f->n_stages; s++)
+        if (f->c[s].gpu) gpu_ctx_set_prof(f->c[s].gpu, p);
 }
 
 vkllm_status fwd_prepare(fwd_ctx *f) {
@@ -62,7 +72,8 @@ vkllm_status fwd_prepare(fwd_ctx *f) {
     uint32_t threads = th && *th ? (uint32_t)strtoul(th, NULL, 10) : 0;
     vk_prepare *prep = NULL;
     vkllm_status st = vk_prepare_create(&prep);
-    for (uint32_t s = 0; !st && s < f->n_stages; s++) st = gpu_ctx_prepare(f->c[s], prep);
+    for (uint32_t s = 0; !st && s < f->n_stages; s++)
+        if (f->c[s].gpu) st = gpu_ctx_prepare(f->c[s].gpu, prep);
     if (!st) st = vk_prepare_build(prep, threads, &f->prep);
     vk_prepare_free(prep);
     if (st) vkl_err_context("preparing the pipelines of a context");
@@ -81,6 +92,20 @@ uint32_t fwd_n_ctx(const fwd_ctx *f) { return f->n_ctx; }
 uint32_t fwd_n_batch(const fwd_ctx *f) { return f->n_batch; }
 int fwd_kv_f16(const fwd_ctx *f) { return f->kv_f16; }
 
+static vkllm_status stage_wait(fwd_sctx *c, float *logits, int32_t *argmax) {
+    return c->cpu ? cpu_stage_wait(c->cpu, logits, argmax) : gpu_stage_wait(c->gpu, logits, argmax);
+}
+
+static vkllm_status stage_submit(fwd_sctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
+                                 gpu_out want) {
+    return c->cpu ? cpu_stage_submit(c->cpu, tokens, x_in, n, pos, want)
+                  : gpu_stage_submit(c->gpu, tokens, x_in, n, pos, want);
+}
+
+static const float *stage_x_out(const fwd_sctx *c) {
+    return c->cpu ? cpu_stage_x_out(c->cpu) : gpu_stage_x_out(c->gpu);
+}
+
 vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want,
                       float *logits, int32_t *argmax) {
     if (n == 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "nothing to evaluate");
@@ -97,10 +122,10 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
         uint32_t cn = n - i < nb ? n - i : nb;
         gpu_out w = i + cn == n ? want : GPU_OUT_NONE;
         for (uint32_t s = 0; !st && s < S; s++) {
-            st = gpu_stage_wait(f->c[s], logits, argmax);
-            if (!st && s > 0) st = gpu_stage_wait(f->c[s - 1], NULL, NULL);
-            if (!st) st = gpu_stage_submit(f->c[s], tokens + i, s ? gpu_stage_x_out(f->c[s - 1]) : NULL, cn, pos + i, w);
-            if (!st && !pipeline && s + 1 < S) st = gpu_stage_wait(f->c[s], NULL, NULL);
+            st = stage_wait(&f->c[s], logits, argmax);
+            if (!st && s > 0) st = stage_wait(&f->c[s - 1], NULL, NULL);
+            if (!st) st = stage_submit(&f->c[s], tokens + i, s ? stage_x_out(&f->c[s - 1]) : NULL, cn, pos + i, w);
+            if (!st && !pipeline && s + 1 < S) st = stage_wait(&f->c[s], NULL, NULL);
         }
     }
     /* Collect the last chunk (logits on the output stage), or drain after an error. A drain
@@ -110,7 +135,7 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
     if (st) vkl_err_save(first_msg, sizeof first_msg);
     vkllm_status first = st;
     for (uint32_t s = 0; s < S; s++) {
-        vkllm_status ws = gpu_stage_wait(f->c[s], logits, argmax);
+        vkllm_status ws = stage_wait(&f->c[s], logits, argmax);
         if (!st || (ws == VKLLM_ERR_DEVICE_LOST && st != VKLLM_ERR_DEVICE_LOST)) st = ws;
     }
     if (first && st == first) vkl_err_restore(first_msg);
@@ -120,7 +145,7 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
 double fwd_last_gpu_ms(const fwd_ctx *f) {
     double sum = 0;
     for (uint32_t s = 0; s < f->n_stages; s++) {
-        double ms = gpu_ctx_last_gpu_ms(f->c[s]);
+        double ms = f->c[s].cpu ? cpu_ctx_last_ms(f->c[s].cpu) : gpu_ctx_last_gpu_ms(f->c[s].gpu);
         if (ms < 0) return -1;
         sum += ms;
     }
@@ -129,12 +154,14 @@ double fwd_last_gpu_ms(const fwd_ctx *f) {
 
 double fwd_last_wait_ms(const fwd_ctx *f) {
     double sum = 0;
-    for (uint32_t s = 0; s < f->n_stages; s++) sum += gpu_ctx_last_wait_ms(f->c[s]);
+    for (uint32_t s = 0; s < f->n_stages; s++)
+        if (f->c[s].gpu) sum += gpu_ctx_last_wait_ms(f->c[s].gpu);
     return sum;
 }
 
 uint64_t fwd_steps_recorded(const fwd_ctx *f) {
     uint64_t n = 0;
-    for (uint32_t s = 0; s < f->n_stages; s++) n += gpu_ctx_steps_recorded(f->c[s]);
+    for (uint32_t s = 0; s < f->n_stages; s++)
+        if (f->c[s].gpu) n += gpu_ctx_steps_recorded(f->c[s].gpu);
     return n;
 }

@@ -1,16 +1,25 @@
-/* The forward pass over a model's stages (runtime/gpu_forward.h), one per layer range and
- * device: prompts in chunks of n_batch tokens, the hidden state handed from stage to stage
- * through host memory, and chunks pipelined so that stage s works on chunk k+1 while stage
- * s+1 works on chunk k. The host waits on one device's fence at a time, never on all. */
+/* The forward pass over a model's stages, one per layer range and executor (a Vulkan device,
+ * runtime/gpu_forward.h, or the native CPU path, runtime/cpu_stage.h): prompts in chunks of
+ * n_batch tokens, the hidden state handed from stage to stage through host memory, and chunks
+ * pipelined so that stage s works on chunk k+1 while stage s+1 works on chunk k. The host
+ * waits on one device's fence at a time, never on all. A CPU stage computes on the calling
+ * thread while the device stages before it run ahead. */
 #ifndef VKLLM_FORWARD_H
 #define VKLLM_FORWARD_H
 
+#include "runtime/cpu_stage.h"
 #include "runtime/gpu_forward.h"
+
+/* One stage: exactly one of the two is set. */
+typedef struct fwd_stage {
+    gpu_stage *gpu;
+    cpu_stage *cpu;
+} fwd_stage;
 
 typedef struct fwd_ctx fwd_ctx;
 
 /* A context on every stage: each its KV cache for its layers and its activations. */
-vkllm_status fwd_ctx_create(gpu_stage *const *stages, uint32_t n_stages, uint32_t n_ctx, uint32_t n_batch,
+vkllm_status fwd_ctx_create(const fwd_stage *stages, uint32_t n_stages, uint32_t n_ctx, uint32_t n_batch,
                             int kv_f16, fwd_ctx **out);
 void fwd_ctx_free(fwd_ctx *f);
 /* The table every stage of this context adds its per-op GPU time to (NULL: none of its own). */
@@ -35,8 +44,8 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
                       float *logits, int32_t *argmax);
 
 /* After fwd_eval: the GPU time of its last chunk, summed over the stages (first to last
- * timestamp of each stage's submission; for one token, the whole step), or -1 where a queue
- * has no timestamps. */
+ * timestamp of each stage's submission; for one token, the whole step; a CPU stage's compute
+ * time), or -1 where a queue has no timestamps. */
 double fwd_last_gpu_ms(const fwd_ctx *f);
 /* After fwd_eval: how long its stages' last waits blocked, summed. */
 double fwd_last_wait_ms(const fwd_ctx *f);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/cpu/cpu_ops.h"
+#include "runtime/cpu_stage.h"
 #include "runtime/kern_attn.h"
 #include "runtime/kern_matmul.h"
 #include "vk/util.h"
@@ -80,6 +82,22 @@ void plan_caps_from_info(const vkllm_device_info *info, uint64_t budget_override
     default: out->gbps = 20.0, out->host_gbps = 20.0; break;
     }
     out->measured = 0;
+}
+
+void plan_caps_cpu(uint32_t n_threads, plan_device_caps *out) {
+    memset(out, 0, sizeof *out);
+    uint32_t t = n_threads ? n_threads : cpu_physical_cores();
+    snprintf(out->name, sizeof out->name, "cpu (%s, %u thread%s)", cpu_simd_name(cpu_simd_best()), t, t == 1 ? "" : "s");
+    out->type = VKLLM_DEVICE_CPU;
+    out->budget = UINT64_MAX; /* it holds no device memory; host memory is checked as a whole */
+    out->alloc_align = 1;
+    out->max_alloc = out->max_binding = UINT64_MAX;
+    out->binding_align = 4;
+    out->device_mappable = 1;
+    /* Nominal: what a desktop's two DDR4/DDR5 channels give a few cores reading. */
+    out->gbps = out->host_gbps = 20.0;
+    out->cpu = 1;
+    out->cpu_threads = n_threads;
 }
 
 uint64_t plan_buf_bytes(uint64_t size, uint64_t alloc_align) {
@@ -157,7 +175,7 @@ static uint64_t stream_layer_bytes(const plan_layer *pl, const llama_layer *l) {
 }
 
 uint64_t plan_stage_stream_bytes(const plan *p, const plan_stage *s, const llama_model_desc *desc) {
-    if (!p->stream_min_batch) return 0;
+    if (!p->stream_min_batch || p->dev[s->device].cpu) return 0; /* the CPU reads the file in place */
     uint64_t most = 0;
     for (uint32_t i = 0; i < s->n_layers; i++) {
         uint32_t l = s->first_layer + i;
@@ -183,7 +201,7 @@ typedef struct planner {
     const llama_model_desc *desc;
     const llama_hparams *hp;
     plan *p;                 /* the trial being evaluated; the result at the end */
-    uint32_t L, D, main_dev;
+    uint32_t L, D, main_dev; /* main_dev: computes the host-resident layers */
     uint64_t kv_bytes;       /* one layer's K (or V) cache */
     int stream_forced;       /* fit devices as if every stage with host tensors streams */
     /* Host memory of the last account(), by kind, for the refusal message. */
@@ -197,6 +215,10 @@ static uint64_t file_offset(const planner *P, const gguf_tensor *t) {
 /* Host bytes a host-resident tensor takes for device c: the page-rounded span of the mapped
  * file it imports, or a host-visible allocation of its own. */
 static uint64_t host_tensor_cost(const planner *P, const plan_device_caps *c, const gguf_tensor *t, int *imported) {
+    if (c->cpu) { /* read where the file is mapped */
+        *imported = 1;
+        return t->size;
+    }
     *imported = plan_host_import_ok(c, t, file_offset(P, t));
     if (*imported) {
         uint64_t a = c->import_align ? c->import_align : 1;
@@ -208,7 +230,8 @@ static uint64_t host_tensor_cost(const planner *P, const plan_device_caps *c, co
 
 /* count[d] layers to device d, in device order from layer 0; the remaining layers
  * host-resident, computed by the main device. Tensors too big for one allocation of their
- * device go to host memory (check_limits says whether that can work). */
+ * device go to host memory (check_limits says whether that can work). A CPU device's layers
+ * are host-resident, KV cache included. */
 static void assign(planner *P, const uint32_t *count) {
     plan *p = P->p;
     uint32_t l = 0;
@@ -216,6 +239,11 @@ static void assign(planner *P, const uint32_t *count) {
         for (uint32_t i = 0; i < count[d] && l < P->L; i++, l++) {
             plan_layer *pl = &p->layers[l];
             pl->compute = pl->kv = (int32_t)d;
+            if (p->dev[d].cpu) {
+                pl->kv = PLAN_HOST;
+                for (int t = 0; t < PT_COUNT; t++) pl->where[t] = PLAN_HOST;
+                continue;
+            }
             for (int t = 0; t < PT_COUNT; t++) {
                 const gguf_tensor *g = plan_layer_tensor(&P->desc->layers[l], (plan_tensor)t);
                 pl->where[t] = plan_buf_bytes(g->size, p->dev[d].alloc_align) > p->dev[d].max_alloc ? PLAN_HOST : (int32_t)d;
@@ -293,16 +321,30 @@ static void account(planner *P) {
     /* Embedding and output. Decode reads one row of token_embd, and all of output. */
     plan_device_use *ue = &p->use[p->embd_device], *uo = &p->use[p->output_device];
     const plan_device_caps *ce = &p->dev[p->embd_device], *co = &p->dev[p->output_device];
-    ue->weights += plan_buf_bytes(desc->token_embd->size, ce->alloc_align);
-    ue->read_per_token += desc->token_embd->size / (desc->hp.n_vocab ? desc->hp.n_vocab : 1);
-    uo->weights += plan_buf_bytes(desc->output_norm->size, co->alloc_align);
-    if (!desc->tied_output || p->tied_copy) uo->weights += plan_buf_bytes(desc->output->size, co->alloc_align);
-    uo->read_per_token += desc->output_norm->size + desc->output->size;
+    /* A CPU device reads them in the mapped file (a tied output is the same bytes). */
+    uint64_t embd_row = desc->token_embd->size / (desc->hp.n_vocab ? desc->hp.n_vocab : 1);
+    uint64_t out_read = desc->output_norm->size + desc->output->size;
+    if (ce->cpu) {
+        ue->imported += desc->token_embd->size;
+        ue->host_read_per_token += embd_row;
+    } else {
+        ue->weights += plan_buf_bytes(desc->token_embd->size, ce->alloc_align);
+        ue->read_per_token += embd_row;
+    }
+    if (co->cpu) {
+        uo->imported += desc->output_norm->size;
+        if (!desc->tied_output || !ce->cpu) uo->imported += desc->output->size;
+        uo->host_read_per_token += out_read;
+    } else {
+        uo->weights += plan_buf_bytes(desc->output_norm->size, co->alloc_align);
+        if (!desc->tied_output || p->tied_copy) uo->weights += plan_buf_bytes(desc->output->size, co->alloc_align);
+        uo->read_per_token += out_read;
+    }
 
     /* Streaming pays where some device reads its host tensors slower than its own memory. */
     int any_host = 0, slow = 0;
     for (uint32_t d = 0; d < P->D; d++)
-        if (p->use[d].host_weights) {
+        if (p->use[d].host_weights && !p->dev[d].cpu) {
             any_host = 1;
             if (p->dev[d].host_gbps < p->dev[d].gbps) slow = 1;
         }
@@ -314,6 +356,10 @@ static void account(planner *P) {
         const plan_stage *st = &p->stages[s];
         const plan_device_caps *cap = &p->dev[st->device];
         plan_device_use *u = &p->use[st->device];
+        if (cap->cpu) { /* what cpu_ctx_create allocates besides the KV cache */
+            u->host_visible += cpu_ctx_bytes(P->hp, st, p->n_ctx, p->n_batch, cap->cpu_threads);
+            continue;
+        }
         uint64_t bytes[PCB_COUNT];
         plan_ctx_buffers(P->hp, st, p->n_batch, cap->binding_align, plan_stage_stream_bytes(p, st, desc), bytes);
         for (int i = 0; i < PCB_COUNT; i++) {
@@ -327,7 +373,7 @@ static void account(planner *P) {
     p->host_bytes = 0;
     for (uint32_t d = 0; d < P->D; d++) {
         plan_device_use *u = &p->use[d];
-        if (has_stage[d]) u->host_visible += plan_staging_bytes(&p->dev[d]);
+        if (has_stage[d] && !p->dev[d].cpu) u->host_visible += plan_staging_bytes(&p->dev[d]);
         u->used = u->weights + u->kv + u->scratch;
         p->host_bytes += u->host_visible + u->imported;
     }
@@ -443,19 +489,23 @@ static int try_plan(planner *P, uint32_t n, const double *w, int ffn) {
     return 0;
 }
 
-/* How many layers each device holds at most with all their FFN matrices in host memory,
- * filling the devices in order, the layers after them host-resident: the shares that
+/* How many layers each device holds at most (with all their FFN matrices in host memory when
+ * ffn), filling the devices in order, the layers after them host-resident: the shares that
  * balance the split by what each device can take. */
-static void capacity(planner *P, double *w) {
+static void capacity(planner *P, double *w, int ffn) {
     uint32_t count[PLAN_MAX_DEVICES] = {0};
     uint32_t a = 0;
     for (uint32_t d = 0; d < P->D; d++) {
+        if (P->p->dev[d].cpu) { /* takes what the others leave: the host-resident layers */
+            w[d] = 0;
+            continue;
+        }
         uint32_t lo = 0, hi = P->L - a; /* largest n that fits: used grows with n */
         while (lo < hi) {
             uint32_t mid = lo + (hi - lo + 1) / 2;
             count[d] = mid;
             assign(P, count);
-            for (uint32_t l = a; l < a + mid; l++)
+            for (uint32_t l = a; ffn && l < a + mid; l++)
                 for (int k = 0; k < 3; k++) P->p->layers[l].where[k_ffn_back_first[k]] = PLAN_HOST;
             account(P);
             if (device_fits(P, d)) lo = mid;
@@ -566,7 +616,7 @@ static vkllm_status check_host(const planner *P) {
 static vkllm_status check_min_budget(const planner *P, const double *w) {
     const plan *p = P->p;
     for (uint32_t d = 0; d < P->D; d++) {
-        if (!(w[d] > 0)) continue;
+        if (!(w[d] > 0) || p->dev[d].cpu) continue;
         const plan_device_caps *cap = &p->dev[d];
         uint64_t layer = UINT64_MAX;
         for (uint32_t l = 0; l < P->L; l++) {
@@ -667,12 +717,24 @@ vkllm_status plan_make(const plan_request *rq, plan **out) {
     p->host_budget = rq->host_budget;
 
     planner P = {.rq = rq, .desc = desc, .hp = &desc->hp, .p = p, .L = desc->hp.n_layer, .D = rq->n_devices};
-    P.main_dev = rq->main_device < 0 ? rq->n_devices - 1 : (uint32_t)rq->main_device;
+    /* Host-resident layers go to the main device asked for, else a CPU device, else the last. */
+    int has_cpu = 0, all_cpu = 1;
+    P.main_dev = rq->n_devices - 1;
+    for (uint32_t d = rq->n_devices; d-- > 0;) {
+        if (rq->dev[d].cpu && !has_cpu) P.main_dev = d, has_cpu = 1;
+        all_cpu &= rq->dev[d].cpu != 0;
+    }
+    if (rq->main_device >= 0) P.main_dev = (uint32_t)rq->main_device;
     P.kv_bytes = plan_kv_bytes(&desc->hp, rq->n_ctx, rq->kv_f16);
 
     /* Shares: the split asked for, else the budgets (llama.cpp splits by free memory). */
     double w[PLAN_MAX_DEVICES];
-    for (uint32_t d = 0; d < P.D; d++) w[d] = rq->n_split ? (double)rq->split[d] : (double)rq->dev[d].budget;
+    /* A CPU device beside devices takes the layers they cannot hold; with FFN matrices it
+     * computes faster than a device reads them over PCIe, so whole layers move to it, never
+     * single matrices. */
+    for (uint32_t d = 0; d < P.D; d++)
+        w[d] = rq->n_split ? (double)rq->split[d] : rq->dev[d].cpu ? (all_cpu ? 1.0 : 0.0) : (double)rq->dev[d].budget;
+    int ffn = !has_cpu;
     const char *fewer = "fewer layers on the devices, a smaller context or batch, or more devices would fit";
 
     if (rq->gpu_layers >= 0) {
@@ -686,38 +748,38 @@ vkllm_status plan_make(const plan_request *rq, plan **out) {
         if (st) goto fail;
     } else {
         if ((st = check_min_budget(&P, w))) goto fail;
-        if (!try_plan(&P, P.L, w, 1)) {
+        if (!try_plan(&P, P.L, w, ffn)) {
             /* Whole layers must go to host memory. Find the most device layers that fit, the
              * split re-balanced by what each device can hold (or as asked), and place them. */
             uint32_t n;
             if (rq->n_split) {
-                if (!try_plan(&P, 0, w, 1)) {
+                if (!try_plan(&P, 0, w, ffn)) {
                     st = refuse_device(&P, "a smaller context or batch, or a device with more memory would fit");
                     goto fail;
                 }
                 uint32_t lo = 0, hi = P.L - 1;
                 while (lo < hi) {
                     uint32_t mid = lo + (hi - lo + 1) / 2;
-                    if (try_plan(&P, mid, w, 1)) lo = mid;
+                    if (try_plan(&P, mid, w, ffn)) lo = mid;
                     else hi = mid - 1;
                 }
                 n = lo;
             } else {
-                capacity(&P, w);
+                capacity(&P, w, ffn);
                 double sum = 0;
                 for (uint32_t d = 0; d < P.D; d++) sum += w[d];
-                if (sum >= P.L && try_plan(&P, P.L, w, 1)) goto placed;
+                if (sum >= P.L && try_plan(&P, P.L, w, ffn)) goto placed;
                 n = sum < P.L - 1 ? (uint32_t)sum : P.L - 1;
-                while (!try_plan(&P, n, w, 1)) {
+                while (!try_plan(&P, n, w, ffn)) {
                     if (n == 0) {
                         st = refuse_device(&P, "a smaller context or batch, or a device with more memory would fit");
                         goto fail;
                     }
                     n--;
                 }
-                while (n + 1 < P.L && try_plan(&P, n + 1, w, 1)) n++;
+                while (n + 1 < P.L && try_plan(&P, n + 1, w, ffn)) n++;
             }
-            try_plan(&P, n, w, 1); /* the state of the last fitting trial */
+            try_plan(&P, n, w, ffn); /* the state of the last fitting trial */
         }
     }
 placed:

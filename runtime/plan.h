@@ -35,12 +35,20 @@ typedef struct plan_device_caps {
     double gbps;              /* bytes/ns this device reads from its own memory */
     double host_gbps;         /* bytes/ns it reads from host memory (PCIe; own RAM on UMA/CPU) */
     int measured;             /* gbps was measured (vkllm plan --measure), not a nominal figure */
+    /* The native CPU path (runtime/cpu_stage.h), not a Vulkan device: it computes the layers
+     * kept in host memory, reading their weights in place from the mapped file; it allocates
+     * no device memory (its KV cache and buffers are host memory). */
+    int cpu;
+    uint32_t cpu_threads;     /* its threads (0: physical cores) */
 } plan_device_caps;
 
 /* Budget when none is given: the device-local heap (VK_EXT_memory_budget's figure where
  * present), less a reserve for the display and other programs. Allocation granularity,
  * limits, import support and nominal bandwidths by device type. */
 void plan_caps_from_info(const vkllm_device_info *info, uint64_t budget_override, plan_device_caps *out);
+/* The native CPU path as a planner device: host memory is its budget, n_threads its threads
+ * (0: physical cores), a nominal read bandwidth of the machine's RAM. */
+void plan_caps_cpu(uint32_t n_threads, plan_device_caps *out);
 /* Bytes the allocator really takes for a buffer of `size` bytes: max(size, 1) rounded up. */
 uint64_t plan_buf_bytes(uint64_t size, uint64_t alloc_align);
 /* The allocation granularity vk/memory.c uses for a device with these limits. */
@@ -62,7 +70,8 @@ typedef struct plan_request {
     uint32_t n_split;             /* 0: layer ranges proportional to the budgets */
     float split[PLAN_MAX_DEVICES];/* --tensor-split 3,1: relative share of layers per device */
     int32_t gpu_layers;           /* < 0: automatic; else the first N layers on devices, the rest host */
-    int32_t main_device;          /* < 0: the last device; computes the host-resident layers */
+    int32_t main_device;          /* < 0: the CPU device if one is listed, else the last device;
+                                     computes the host-resident layers */
     uint32_t stream_min_batch_override; /* nonzero: use it instead of the cost model (tests) */
 } plan_request;
 
@@ -71,6 +80,8 @@ typedef enum plan_tensor {
     PT_ATTN_NORM, PT_WQ, PT_WK, PT_WV, PT_WO, PT_FFN_NORM, PT_GATE, PT_UP, PT_DOWN, PT_COUNT
 } plan_tensor;
 
+/* A layer computed by a CPU device has every tensor and its KV cache in host memory
+ * (PLAN_HOST): its weights are the mapped file itself. */
 typedef struct plan_layer {
     int32_t compute;            /* device that runs this layer */
     int32_t kv;                 /* device holding its KV cache, or PLAN_HOST */

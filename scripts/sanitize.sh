@@ -4,8 +4,8 @@
 #   bash scripts/sanitize.sh thread    TSan in ./build-tsan, the tests that run threads
 #                                      (test_threads*, test_startup*)
 # Extra arguments go to ctest. The sanitizer options the tests run with are set in
-# tests/CMakeLists.txt; leak suppressions (the uninstrumented driver's only) are in
-# tests/sanitizers/lsan.supp.
+# tests/CMakeLists.txt; suppressions (the uninstrumented driver's own reports only) are in
+# tests/sanitizers/lsan.supp and tsan.supp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

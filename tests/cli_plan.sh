@@ -197,6 +197,31 @@ t = d["read_bytes_per_token"] / 900e9 + d["host_read_bytes_per_token"] / 25e9
 assert abs(p["est_decode_tps"] - 1 / t) <= 0.1 / t, f"estimate {p['est_decode_tps']:.3f} t/s, bytes/bandwidth gives {1 / t:.3f}"
 PY
 
+# ------------------------------------- one 24 GiB card + the CPU path ----
+plan "q4_K_M on 1 x 24 GiB + cpu" 0 -m "$Q4KM" --device 0,cpu --device-mem 24G --host-mem 64G \
+    --bandwidth 900,50 --json
+check "q4_K_M on 1 x 24 GiB + cpu: whole layers on the CPU path, computed from the file" <<'PY'
+assert len(D) == 2 and D[1]["device_index"] == "cpu" and D[0]["device_index"] == 0
+d, c = D
+assert 0 < d["used_bytes"] <= d["budget_bytes"]
+assert d["budget_bytes"] - d["used_bytes"] <= layer_bytes, "the card is not full to within one layer"
+assert c["used_bytes"] == 0 and c["weights_bytes"] == 0, "the CPU path holds device memory"
+assert p["host_ffn_tensors"] == 0, "single FFN matrices in host memory beside a CPU path"
+cpu_layers = [l["index"] for l in L if l["compute"] == 1]
+assert cpu_layers and cpu_layers == host_layers, f"cpu computes {cpu_layers}, host layers {host_layers}"
+assert all(l["kv"] == "host" for l in L if l["compute"] == 1)
+assert c["first_layer"] == cpu_layers[0] and c["n_layers"] == len(cpu_layers)
+assert p["output_device"] == 1 and p["stream_min_batch"] == 0
+assert p["host_bytes"] <= p["host_budget_bytes"]
+t = d["read_bytes_per_token"] / 900e9 + c["host_read_bytes_per_token"] / 50e9
+assert abs(p["est_decode_tps"] - 1 / t) <= 0.1 / t, f"estimate {p['est_decode_tps']:.3f} t/s, bytes/bandwidth gives {1 / t:.3f}"
+PY
+plan "q4_K_M on cpu alone" 0 -m "$Q4KM" --device cpu --host-mem 64G --json
+check "q4_K_M on cpu alone: every layer on the CPU path" <<'PY'
+assert len(D) == 1 and D[0]["device_index"] == "cpu" and D[0]["n_layers"] == 80
+assert all(l["compute"] == 0 and l["where"] == "host" for l in L)
+PY
+
 # -------------------------------------------------------- --tensor-split 3,1 ----
 plan "q4_K_M, --tensor-split 3,1 on 2 x 48 GiB" 0 -m "$Q4KM" --device 0,0 --device-mem 48G,48G \
     --host-mem 64G --tensor-split 3,1 --json

@@ -23,6 +23,14 @@ void th_fail(const char *file, int line, const char *fmt, ...) {
 
 const char *th_last_error(void) { return vkllm_last_error(); }
 
+int th_sanitized(void) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int th_finish(void) {
     printf("%d passed, %d failed\n", th_checks - th_failures, th_failures);
     return th_failures ? 1 : 0;

@@ -59,7 +59,10 @@ const char *th_tmp_path(const char *name, char *buf, size_t cap);
 /* Reads a whole file into a malloc'd, NUL-terminated buffer; NULL if unreadable. */
 char *th_read_file(const char *path, size_t *size);
 
-
+/* 1 in a sanitizer build (VKLLM_SANITIZE), which runs 5-20x slower: a test whose cases
+ * repeat the same code paths over more weight types or configurations may run a subset there
+ * (the plain build runs them all). */
+int th_sanitized(void);
 
 /* Runs `$VKLLM_BIN_DIR/<args>` through the shell with extra environment assignments `env`
  * (may be ""), capturing stdout (malloc'd, NUL-terminated) and the exit status. */

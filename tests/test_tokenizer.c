@@ -663,9 +663,7 @@ static void test_llama_spm(void) {
     /* Under valgrind (which preloads its vgpreload_*.so) everything runs ~20x slower. */
     const char *preload = getenv("LD_PRELOAD");
     double limit_ms = preload && strstr(preload, "vgpreload") ? 20000.0 : 1000.0;
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    limit_ms = 20000.0; /* so are sanitizer builds (VKLLM_SANITIZE) */
-#endif
+    if (th_sanitized()) limit_ms = 20000.0; /* so are sanitizer builds */
     char *text = malloc(big + 16);
     if (text) {
         size_t len = random_text(&r, text, big);

@@ -125,6 +125,10 @@ int each_item(const char *opt, const char *s, uint32_t *n, int (*fn)(const char 
 
 static int device_item(const char *opt, const char *item, uint32_t i, void *user) {
     long long v;
+    if (!strcmp(item, "cpu")) {
+        ((vkllm_model_params *)user)->devices[i] = VKLLM_DEVICE_CPU_INDEX;
+        return 1;
+    }
     if (!parse_int(opt, item, 0, 1 << 20, &v)) return 0;
     ((vkllm_model_params *)user)->devices[i] = (uint32_t)v;
     return 1;
@@ -146,12 +150,15 @@ static int split_item(const char *opt, const char *item, uint32_t i, void *user)
 }
 
 const char placement_usage[] =
-    "  --device LIST           device indices, e.g. 0 or 0,1 (the same index twice = two cards)\n"
+    "  --device LIST           device indices, e.g. 0, 0,1 (the same index twice = two cards), cpu\n"
+    "                          (the native CPU path) or 0,cpu (host layers computed by the CPU)\n"
+    "  -t, --threads N         threads of the CPU path (default: physical cores)\n"
     "  --device-mem LIST       per-device memory budgets, e.g. 512M,512M (default: heap less a reserve)\n"
     "  --host-mem SIZE         host memory for tensors kept in RAM (default: MemAvailable)\n"
     "  --tensor-split LIST     share of layers per device, e.g. 3,1 (default: by budget)\n"
     "  -ngl, --gpu-layers N    the first N layers on devices, the rest in host memory\n"
-    "  -mg, --main-device I    position in --device of the device computing host layers (last)\n";
+    "  -mg, --main-device I    position in --device of the device computing host layers\n"
+    "                          (default: cpu when listed, else the last)\n";
 
 int placement_option(int argc, char **argv, int *i, vkllm_model_params *mp) {
     const char *v = NULL;
@@ -176,6 +183,11 @@ int placement_option(int argc, char **argv, int *i, vkllm_model_params *mp) {
     if ((r = arg_value(argc, argv, i, "--gpu-layers", "-ngl", &v))) {
         if (r < 0 || !parse_int("--gpu-layers", v, -1, 1 << 20, &iv)) return -1;
         mp->gpu_layers = (int32_t)iv;
+        return 1;
+    }
+    if ((r = arg_value(argc, argv, i, "--threads", "-t", &v))) {
+        if (r < 0 || !parse_int("--threads", v, 0, 1024, &iv)) return -1;
+        mp->n_threads = (uint32_t)iv;
         return 1;
     }
     if ((r = arg_value(argc, argv, i, "--main-device", "-mg", &v))) {

@@ -294,6 +294,7 @@ typedef struct bench_model {
     char model_type[96];
     char devices[1024];
     uint32_t n_devices, gpu_layers;
+    const char *backend;   /* "Vulkan", "CPU" (the native path), or "Vulkan+CPU" */
     vkllm_bandwidth bw;
 } bench_model;
 
@@ -314,7 +315,7 @@ static cJSON *make_row(const bench_model *bm, uint32_t n_batch, const bench_test
     cJSON_AddStringToObject(o, "model_type", bm->model_type);
     cJSON_AddNumberToObject(o, "model_size", (double)bm->info.size_bytes);
     cJSON_AddNumberToObject(o, "model_n_params", (double)bm->info.n_params);
-    cJSON_AddStringToObject(o, "backend", "Vulkan");
+    cJSON_AddStringToObject(o, "backend", bm->backend);
     cJSON_AddStringToObject(o, "devices", bm->devices);
     cJSON_AddNumberToObject(o, "n_devices", bm->n_devices);
     cJSON_AddNumberToObject(o, "n_batch", n_batch);
@@ -449,12 +450,15 @@ static int bench_one(bench_run *br, const char *path, const vkllm_model_params *
     vkllm_plan_get_summary(plan, &sum);
     bm.n_devices = sum.n_devices;
     bm.gpu_layers = sum.gpu_layers;
+    int n_cpu = 0;
     for (uint32_t d = 0; d < sum.n_devices; d++) {
         vkllm_plan_device pd;
         if (vkllm_plan_get_device(plan, d, &pd)) continue;
+        n_cpu += pd.device_index == VKLLM_DEVICE_CPU_INDEX;
         size_t len = strlen(bm.devices);
         snprintf(bm.devices + len, sizeof bm.devices - len, "%s%s", d ? ", " : "", pd.name);
     }
+    bm.backend = n_cpu == 0 ? "Vulkan" : (uint32_t)n_cpu == sum.n_devices ? "CPU" : "Vulkan+CPU";
     fprintf(stderr, "bench: measuring the stream read on %s\n", bm.info.device);
     if (vkllm_measure_read_bandwidth_stats(m, 0, 0, &bm.bw)) {
         fprintf(stderr, "vkllm: %s\n", vkllm_last_error());

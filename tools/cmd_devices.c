@@ -1,4 +1,5 @@
-/* `vkllm devices [--json]`: the Vulkan devices and what they can do, as a table or JSON. */
+/* `vkllm devices [--json]`: the Vulkan devices and what they can do, then the native CPU path,
+ * as a table or JSON. */
 #include <stdio.h>
 #include <string.h>
 
@@ -27,7 +28,16 @@ static void print_text(const vkllm_device_info *d, uint32_t n, uint32_t def) {
     for (uint32_t i = 0; i < n; i++) {
         const vkllm_device_info *x = &d[i];
         char a[32], b[32], c[32], ops[160];
-        printf("Device %u%s: %s\n", x->index, i == def ? " (default)" : "", x->name);
+        if (x->index == VKLLM_DEVICE_CPU_INDEX) {
+            fmt_size(a, sizeof a, x->heaps[0].size);
+            printf("Device cpu%s: %s\n", x->index == def ? " (default)" : "", x->name);
+            printf("  type              cpu, %s\n", x->driver_name);
+            printf("  kernels           %s; -t N sets the threads\n", x->driver_info);
+            printf("  memory            %s of RAM; weights are read in place from the mapped file\n", a);
+            if (i + 1 < n) printf("\n");
+            continue;
+        }
+        printf("Device %u%s: %s\n", x->index, x->index == def ? " (default)" : "", x->name);
         printf("  type              %s, vendor %s (0x%04x), device 0x%04x\n",
                vkllm_device_type_string(x->type), x->vendor, x->vendor_id, x->device_id);
         printf("  driver            %s %s, Vulkan %u.%u.%u\n", x->driver_name, x->driver_info,
@@ -49,7 +59,8 @@ static void print_text(const vkllm_device_info *d, uint32_t n, uint32_t def) {
         printf("  arithmetic        fp16 %s, int8 %s, int16 %s, int64 %s, int dot product %s, "
                "cooperative matrix %s\n", x->shader_fp16 ? "yes" : "no", x->shader_int8 ? "yes" : "no",
                x->shader_int16 ? "yes" : "no", x->shader_int64 ? "yes" : "no",
-               x->integer_dot_product ? "yes" : "no", x->cooperative_matrix ? "yes" : "no");
+               x->integer_dot_product ? (x->integer_dot_4x8_accelerated ? "yes (4x8 accelerated)" : "yes") : "no",
+               x->cooperative_matrix ? "yes" : "no");
         printf("  storage           8-bit %s, 16-bit %s\n", x->storage_8bit ? "yes" : "no",
                x->storage_16bit ? "yes" : "no");
         fmt_size(a, sizeof a, x->max_storage_buffer_range);
@@ -76,11 +87,22 @@ static void print_text(const vkllm_device_info *d, uint32_t n, uint32_t def) {
 static int print_json(const vkllm_device_info *d, uint32_t n, uint32_t def) {
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "devices");
-    cJSON_AddNumberToObject(root, "default", def);
+    if (def == VKLLM_DEVICE_CPU_INDEX) cJSON_AddStringToObject(root, "default", "cpu");
+    else cJSON_AddNumberToObject(root, "default", def);
     for (uint32_t i = 0; i < n; i++) {
         const vkllm_device_info *x = &d[i];
         cJSON *o = cJSON_CreateObject();
         char ver[32], ops[160];
+        if (x->index == VKLLM_DEVICE_CPU_INDEX) {
+            cJSON_AddStringToObject(o, "index", "cpu");
+            cJSON_AddStringToObject(o, "name", x->name);
+            cJSON_AddStringToObject(o, "type", "cpu");
+            cJSON_AddStringToObject(o, "driver_name", x->driver_name);
+            cJSON_AddStringToObject(o, "driver_info", x->driver_info);
+            cJSON_AddNumberToObject(o, "memory", (double)x->heaps[0].size);
+            cJSON_AddItemToArray(arr, o);
+            continue;
+        }
         cJSON_AddNumberToObject(o, "index", x->index);
         cJSON_AddStringToObject(o, "name", x->name);
         cJSON_AddStringToObject(o, "type", vkllm_device_type_string(x->type));
@@ -119,6 +141,7 @@ static int print_json(const vkllm_device_info *d, uint32_t n, uint32_t def) {
         cJSON_AddBoolToObject(o, "storage_8bit", x->storage_8bit);
         cJSON_AddBoolToObject(o, "storage_16bit", x->storage_16bit);
         cJSON_AddBoolToObject(o, "integer_dot_product", x->integer_dot_product);
+        cJSON_AddBoolToObject(o, "integer_dot_4x8_accelerated", x->integer_dot_4x8_accelerated);
         cJSON_AddBoolToObject(o, "cooperative_matrix", x->cooperative_matrix);
         cJSON_AddBoolToObject(o, "push_descriptors", x->push_descriptors);
         cJSON_AddBoolToObject(o, "timeline_semaphores", x->timeline_semaphores);
@@ -161,12 +184,9 @@ int cmd_devices(int argc, char **argv) {
         fprintf(stderr, "vkllm: %s\n", vkllm_last_error());
         return 1;
     }
-    if (n == 0) {
-        fprintf(stderr, "vkllm: the Vulkan loader found no devices; install a driver "
-                        "(mesa-vulkan-drivers for the CPU device lavapipe, or your GPU vendor's)\n");
-        vkllm_free(d);
-        return 1;
-    }
+    if (n == 1)
+        fprintf(stderr, "vkllm: no Vulkan device found (for a GPU, install its vendor's Vulkan driver); "
+                        "the CPU path runs models without one\n");
     uint32_t def = vkllm_default_device(d, n);
     int rc = 0;
     if (json) rc = print_json(d, n, def);

@@ -146,7 +146,8 @@ static void dev_label(const plan_view *v, int32_t pos, char *buf, size_t cap) {
     const vkllm_plan_device *d = &v->dev[pos];
     char name[256];
     short_name(d, name, sizeof name);
-    if (d->device_index == (uint32_t)pos) snprintf(buf, cap, "device %d (%s)", pos, name);
+    if (d->device_index == (uint32_t)pos || d->device_index == VKLLM_DEVICE_CPU_INDEX)
+        snprintf(buf, cap, "device %d (%s)", pos, name);
     else snprintf(buf, cap, "device %d (%s, Vulkan device %u)", pos, name, d->device_index);
 }
 
@@ -162,7 +163,9 @@ static void print_layer_runs(const plan_view *v) {
         fmt_range(range, sizeof range, a, b - a);
         printf("  %s %-7s → ", b - a == 1 ? "layer " : "layers", range);
         if (layer_on_host(l)) {
-            printf("host (computed by device %d)", l->compute);
+            char label[320];
+            dev_label(v, l->compute, label, sizeof label);
+            printf("host (computed by %s)", label);
         } else {
             char label[320];
             dev_label(v, l->compute, label, sizeof label);
@@ -225,14 +228,19 @@ static void print_text(const plan_view *v) {
     for (uint32_t i = 0; i < s->n_devices; i++) {
         const vkllm_plan_device *x = &v->dev[i];
         char r[32];
-        fmt_bytes(a, sizeof a, x->budget_bytes);
+        int cpu = x->device_index == VKLLM_DEVICE_CPU_INDEX;
+        if (cpu) snprintf(a, sizeof a, "host");
+        else fmt_bytes(a, sizeof a, x->budget_bytes);
         fmt_bytes(b, sizeof b, x->used_bytes);
         fmt_bytes(c, sizeof c, x->weights_bytes);
         fmt_bytes(d, sizeof d, x->kv_bytes);
         fmt_bytes(e, sizeof e, x->scratch_bytes);
         fmt_bytes(f, sizeof f, x->host_visible_bytes);
         fmt_range(r, sizeof r, x->first_layer, x->n_layers);
-        printf("%6u  %2u  %-*.*s  %10s  %10s  = %10s  + %10s  + %10s  %-7s  %s\n", i, x->device_index, w,
+        char vk[16];
+        if (cpu) snprintf(vk, sizeof vk, "-");
+        else snprintf(vk, sizeof vk, "%u", x->device_index);
+        printf("%6u  %2s  %-*.*s  %10s  %10s  = %10s  + %10s  + %10s  %-7s  %s\n", i, vk, w,
                w, names[i], a, b, c, d, e, r, f);
     }
 
@@ -259,6 +267,12 @@ static void print_text(const plan_view *v) {
     if (s->stream_min_batch)
         printf("prompt chunks    of %u tokens or more copy a layer's host weights to its device "
                "while the previous layer computes\n", s->stream_min_batch);
+    for (uint32_t i = 0; i < s->n_devices; i++)
+        if (v->dev[i].device_index == VKLLM_DEVICE_CPU_INDEX && v->dev[i].n_layers) {
+            printf("cpu path         device %u computes its layers from the mapped file in place, "
+                   "prompts and decode alike\n", i);
+            break;
+        }
     /* Which figures the estimate stands on: measured, given with --bandwidth and
      * --host-bandwidth, or nominal by device type. */
     int reads_host = 0;
@@ -311,7 +325,8 @@ static int print_json(const plan_view *v) {
         const vkllm_plan_device *x = &v->dev[i];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "index", i);
-        cJSON_AddNumberToObject(o, "device_index", x->device_index);
+        if (x->device_index == VKLLM_DEVICE_CPU_INDEX) cJSON_AddStringToObject(o, "device_index", "cpu");
+        else cJSON_AddNumberToObject(o, "device_index", x->device_index);
         cJSON_AddStringToObject(o, "name", x->name);
         cJSON_AddNumberToObject(o, "budget_bytes", (double)x->budget_bytes);
         cJSON_AddNumberToObject(o, "used_bytes", (double)x->used_bytes);

@@ -2,6 +2,7 @@
  * split over the pool) and the small ops of a forward pass. The inner loops are the kernel
  * table of the pool's SIMD level (cpu_kern_*.c); this file only divides the work. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime/cpu/cpu_kern.h"
@@ -342,4 +343,62 @@ vkllm_status cpu_attention(cpu_pool *pool, float *out, const float *q, const voi
                   .drop = cpu_pool_drop_last(pool) ? 1 : 0, .scale = scale, .f16 = cache_f16};
     cpu_pool_run(pool, attn_task, &j, (uint32_t)(n_tok * n_head));
     return VKLLM_OK;
+}
+
+/* ---------------------------------------------------------------- yardstick ---- */
+
+typedef struct read_job {
+    const uint64_t *buf;
+    size_t words_per_task, words;
+    uint64_t *sink; /* (n_tasks): keeps the sums alive */
+} read_job;
+
+static void read_task(void *ctx, uint32_t task, uint32_t thread) {
+    (void)thread;
+    const read_job *j = ctx;
+    size_t a = (size_t)task * j->words_per_task, b = a + j->words_per_task;
+    if (b > j->words) b = j->words;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = a;
+    for (; i + 4 <= b; i += 4) s0 += j->buf[i], s1 += j->buf[i + 1], s2 += j->buf[i + 2], s3 += j->buf[i + 3];
+    for (; i < b; i++) s0 += j->buf[i];
+    j->sink[task] = s0 + s1 + s2 + s3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+vkllm_status cpu_measure_read(uint32_t n_threads, uint64_t bytes, uint32_t passes, cpu_read_result *out) {
+    memset(out, 0, sizeof *out);
+    if (passes == 0 || passes > 64) passes = 7;
+    size_t words = (size_t)(bytes / 8);
+    if (words == 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "cpu_measure_read: %llu bytes", (unsigned long long)bytes);
+    cpu_pool *pool = NULL;
+    vkllm_status st = cpu_pool_create(n_threads, &pool);
+    if (st) return st;
+    uint32_t n_tasks = 16 * cpu_pool_threads(pool);
+    uint64_t *buf = vkl_malloc(words * 8);
+    uint64_t *sink = vkl_calloc(n_tasks, sizeof *sink);
+    double *gbps = vkl_calloc(passes, sizeof *gbps);
+    if (!buf || !sink || !gbps) {
+        st = vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "cpu_measure_read: cannot allocate %llu bytes", (unsigned long long)bytes);
+    } else {
+        for (size_t i = 0; i < words; i++) buf[i] = i; /* every page backed before timing */
+        read_job j = {.buf = buf, .words_per_task = (words + n_tasks - 1) / n_tasks, .words = words, .sink = sink};
+        for (uint32_t p = 0; p <= passes; p++) {
+            double t0 = vkl_now_ms();
+            cpu_pool_run(pool, read_task, &j, n_tasks);
+            double ms = vkl_now_ms() - t0;
+            if (p > 0) gbps[p - 1] = ms > 0 ? (double)words * 8 / (ms * 1e6) : 0;
+        }
+        qsort(gbps, passes, sizeof *gbps, cmp_double);
+        *out = (cpu_read_result){gbps[passes / 2], gbps[0], gbps[passes - 1], (uint64_t)words * 8, passes};
+    }
+    free(gbps);
+    free(sink);
+    free(buf);
+    cpu_pool_free(pool);
+    return st;
 }

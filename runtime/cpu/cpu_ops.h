@@ -125,4 +125,18 @@ vkllm_status cpu_attention(cpu_pool *pool, float *out, const float *q, const voi
                            const void *v_cache, int cache_f16, size_t n_tok, size_t pos0,
                            size_t n_head, size_t n_kv_head, size_t head_dim, float scale);
 
+/* ---------------------------------------------------------------- yardstick ---- */
+
+typedef struct cpu_read_result {
+    double gbps;               /* median of the passes (bytes/ns) */
+    double gbps_min, gbps_max;
+    uint64_t bytes;            /* read per pass */
+    uint32_t passes;
+} cpu_read_result;
+
+/* How fast n_threads threads (0: physical cores) merely read `bytes` of RAM: a buffer far
+ * beyond the caches, summed as 64-bit words in parallel, `passes` timed passes after one
+ * untimed; the bound a memory-bound decode on those cores can reach. */
+vkllm_status cpu_measure_read(uint32_t n_threads, uint64_t bytes, uint32_t passes, cpu_read_result *out);
+
 #endif
