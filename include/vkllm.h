@@ -303,6 +303,9 @@ typedef struct vkllm_plan_summary {
     double est_decode_tps;       /* estimated decode tokens/s from bytes read per token */
     int bandwidth_measured;      /* 0: nominal bandwidths by device type */
     uint32_t stream_min_batch;   /* prompt chunks this long stream host weights (0: never) */
+    /* Prompt chunks this long of the layers the CPU path computes run on the card instead,
+     * their weights streamed from host memory (0: never). */
+    uint32_t cpu_stream_min_batch;
 } vkllm_plan_summary;
 
 typedef struct vkllm_plan_device {

@@ -127,6 +127,7 @@ static void free_stages(vkllm_model *m) {
     m->reserved = NULL;
     for (uint32_t s = 0; s < m->n_stages; s++) {
         gpu_stage_free(m->stages[s].gpu);
+        gpu_stage_free(m->stages[s].twin);
         cpu_stage_free(m->stages[s].cpu);
         m->stages[s] = (fwd_stage){0};
     }
@@ -282,6 +283,8 @@ static vkllm_status make_request(vk_instance *inst, const llama_model_desc *desc
     rq->main_device = p->main_device;
     const char *smb = getenv("VKLLM_STREAM_MIN_BATCH"); /* tests and tuning: stream host weights from this chunk size */
     if (smb && *smb) rq->stream_min_batch_override = (uint32_t)strtoul(smb, NULL, 10);
+    const char *cmb = getenv("VKLLM_CPU_STREAM_MIN_BATCH"); /* tests: CPU stages stream chunks this long */
+    if (cmb && *cmb) rq->cpu_stream_min_batch_override = (uint32_t)strtoul(cmb, NULL, 10);
     return VKLLM_OK;
 }
 
@@ -395,6 +398,7 @@ void vkllm_plan_get_summary(const vkllm_plan *pl, vkllm_plan_summary *o) {
     o->est_decode_tps = p->est_decode_tps;
     o->bandwidth_measured = p->bandwidth_measured;
     o->stream_min_batch = p->stream_min_batch;
+    o->cpu_stream_min_batch = p->cpu_stream_min_batch;
 }
 
 vkllm_status vkllm_plan_get_device(const vkllm_plan *pl, uint32_t i, vkllm_plan_device *o) {
@@ -462,8 +466,17 @@ static vkllm_status alloc_all(vkllm_model *m) {
     for (uint32_t s = 0; !st && s < p->n_stages; s++) {
         uint32_t d = p->stages[s].device;
         m->failed_device = d;
-        if (p->dev[d].cpu) st = cpu_stage_create(m->desc, p, s, p->dev[d].cpu_threads, &m->stages[s].cpu);
-        else st = gpu_stage_alloc(m->dev[d], m->desc, p, s, &m->stages[s].gpu);
+        if (p->dev[d].cpu) {
+            st = cpu_stage_create(m->desc, p, s, p->dev[d].cpu_threads, &m->stages[s].cpu);
+            int32_t g = p->stages[s].stream_device;
+            if (!st && g >= 0) {
+                m->failed_device = (uint32_t)g;
+                st = gpu_stage_alloc_twin(m->dev[g], m->desc, p, s, &m->stages[s].twin);
+                m->stages[s].twin_min_batch = p->cpu_stream_min_batch;
+            }
+        } else {
+            st = gpu_stage_alloc(m->dev[d], m->desc, p, s, &m->stages[s].gpu);
+        }
         if (!st) m->n_stages = s + 1;
     }
     if (!st) {
@@ -595,6 +608,10 @@ vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkl
             continue;
         }
         if ((st = gpu_stage_upload(m->stages[s].gpu, relay_progress, &relay, &done))) goto fail;
+    }
+    for (uint32_t s = 0; s < m->n_stages; s++) { /* twins copy only where an import was refused */
+        uint64_t twin_done = 0;
+        if (m->stages[s].twin && (st = gpu_stage_upload(m->stages[s].twin, NULL, NULL, &twin_done))) goto fail;
     }
 
     vkllm_model_info *info = &m->info;

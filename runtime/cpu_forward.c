@@ -151,7 +151,7 @@ vkllm_status cpu_forward(cpu_state *s, const llama_model_desc *m, int32_t token,
     }
 
     rmsnorm(s->x, s->x, m->output_norm, normw, hp->rms_eps);
-    return matvec(s, s->act_q8, logits, m->output, s->x);
+    return matvec(s, s->act_q8_output, logits, m->output, s->x);
 }
 
 float cpu_top2_gap(const float *x, size_t n, size_t *top) {

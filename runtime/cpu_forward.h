@@ -26,8 +26,8 @@ typedef struct cpu_state {
      * block (ref_quant_act, 32 elements for Q4_0..Q8_0, 256 for the K-quants), as the native
      * CPU path does, so that its greedy tokens can be compared exactly. 0: float activations.
      * Layers before act_q8_from keep float activations (a split whose first layers run on a
-     * device); the output product follows act_q8. */
-    int act_q8;
+     * device). act_q8_output: the same for the output product. */
+    int act_q8, act_q8_output;
     uint32_t act_q8_from;
     float *xq;          /* (max(n_embd, n_ff)) the rounded copy */
 } cpu_state;

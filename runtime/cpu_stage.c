@@ -3,6 +3,7 @@
 #include "runtime/cpu_stage.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,12 +24,26 @@ struct cpu_ctx {
     uint32_t n_ctx, n_batch;
     int kv_f16;
     void **k_cache, **v_cache; /* (ps.n_layers) [n_ctx][kv_dim] each */
+    int kv_owned;              /* allocated here (else a twin's, not freed here) */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2; /* (n_batch, width) activations */
     float *logits;             /* (n_vocab); output stage only */
     int pending;               /* a submit whose result cpu_stage_wait has not handed over */
     gpu_out want;
     int32_t best;
     double last_ms;
+    /* The executor thread of cpu_stage_submit_async, started by the first one (never per
+     * token): it runs the chunk while the caller goes on to other stages. */
+    struct {
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t wake, done;
+        int started, quit, busy;
+        const int32_t *tokens;
+        uint32_t n, pos;
+        gpu_out want;
+        vkllm_status status;
+        char msg[1024];
+    } async;
 };
 
 static int stage_tensor_ok(const gguf_tensor *t, char *name, size_t cap) {
@@ -110,9 +125,20 @@ uint64_t cpu_ctx_bytes(const llama_hparams *hp, const plan_stage *ps, uint32_t n
 
 void cpu_ctx_free(cpu_ctx *c) {
     if (!c) return;
+    if (c->async.started) {
+        pthread_mutex_lock(&c->async.lock);
+        while (c->async.busy) pthread_cond_wait(&c->async.done, &c->async.lock);
+        c->async.quit = 1;
+        pthread_cond_signal(&c->async.wake);
+        pthread_mutex_unlock(&c->async.lock);
+        pthread_join(c->async.thread, NULL);
+        pthread_cond_destroy(&c->async.wake);
+        pthread_cond_destroy(&c->async.done);
+        pthread_mutex_destroy(&c->async.lock);
+    }
     cpu_pool_free(c->pool);
-    for (uint32_t i = 0; c->k_cache && i < c->s->ps.n_layers; i++) free(c->k_cache[i]);
-    for (uint32_t i = 0; c->v_cache && i < c->s->ps.n_layers; i++) free(c->v_cache[i]);
+    for (uint32_t i = 0; c->kv_owned && c->k_cache && i < c->s->ps.n_layers; i++) free(c->k_cache[i]);
+    for (uint32_t i = 0; c->kv_owned && c->v_cache && i < c->s->ps.n_layers; i++) free(c->v_cache[i]);
     free(c->k_cache);
     free(c->v_cache);
     free(c->x);
@@ -120,7 +146,8 @@ void cpu_ctx_free(cpu_ctx *c) {
     free(c);
 }
 
-vkllm_status cpu_ctx_create(cpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int kv_f16, cpu_ctx **out) {
+static vkllm_status ctx_create(cpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int kv_f16, void *const *k,
+                               void *const *v, cpu_ctx **out) {
     *out = NULL;
     const llama_hparams *hp = &s->desc->hp;
     cpu_ctx *c = vkl_calloc(1, sizeof *c);
@@ -139,9 +166,10 @@ vkllm_status cpu_ctx_create(cpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int 
     c->k_cache = vkl_calloc(nl ? nl : 1, sizeof *c->k_cache);
     c->v_cache = vkl_calloc(nl ? nl : 1, sizeof *c->v_cache);
     int ok = c->k_cache && c->v_cache;
+    c->kv_owned = !k;
     for (uint32_t i = 0; ok && i < nl; i++) {
-        c->k_cache[i] = vkl_malloc(kv);
-        c->v_cache[i] = vkl_malloc(kv);
+        c->k_cache[i] = k ? k[i] : vkl_malloc(kv);
+        c->v_cache[i] = v ? v[i] : vkl_malloc(kv);
         ok = c->k_cache[i] && c->v_cache[i];
     }
     uint64_t nb = n_batch;
@@ -167,6 +195,20 @@ vkllm_status cpu_ctx_create(cpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int 
     }
     *out = c;
     return VKLLM_OK;
+}
+
+vkllm_status cpu_ctx_create(cpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int kv_f16, cpu_ctx **out) {
+    return ctx_create(s, n_ctx, n_batch, kv_f16, NULL, NULL, out);
+}
+
+vkllm_status cpu_ctx_create_shared_kv(cpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int kv_f16, void *const *k,
+                                      void *const *v, cpu_ctx **out) {
+    for (uint32_t i = 0; i < s->ps.n_layers; i++)
+        if (!k[i] || !v[i]) {
+            *out = NULL;
+            return vkl_err(VKLLM_ERR_INVALID_ARG, "a shared KV cache of layer %u is missing", s->ps.first_layer + i);
+        }
+    return ctx_create(s, n_ctx, n_batch, kv_f16, k, v, out);
 }
 
 /* One transformer block over n tokens of c->x at positions pos.. (layer i of the stage). */
@@ -198,31 +240,37 @@ static vkllm_status run_layer(cpu_ctx *c, uint32_t i, uint32_t n, uint32_t pos) 
     return VKLLM_OK;
 }
 
-vkllm_status cpu_stage_submit(cpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
-                              gpu_out want) {
-    const cpu_stage *s = c->s;
-    const llama_model_desc *d = s->desc;
-    const llama_hparams *hp = &d->hp;
+static vkllm_status check_chunk(const cpu_ctx *c, uint32_t n, uint32_t pos) {
     if (n == 0 || n > c->n_batch)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "a chunk of %u tokens; this context takes 1 to %u", n, c->n_batch);
     if ((uint64_t)pos + n > c->n_ctx)
         return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u of %u positions used, %u more requested", pos, c->n_ctx, n);
-    double t0 = vkl_now_ms();
+    return VKLLM_OK;
+}
+
+vkllm_status cpu_stage_embed(cpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n, const float **x) {
+    const llama_model_desc *d = c->s->desc;
     c->pending = 0;
-    vkllm_status st;
-    if (s->ps.has_embd) {
-        st = cpu_embed(c->pool, c->x, d->token_embd->type, d->token_embd->data, hp->n_embd, d->token_embd->ne[1], tokens, n);
-        if (st) return st;
-    } else {
-        memcpy(c->x, x_in, (size_t)n * hp->n_embd * sizeof(float));
-    }
-    for (uint32_t i = 0; i < s->ps.n_layers; i++)
-        if ((st = run_layer(c, i, n, pos))) return st;
+    *x = x_in;
+    if (n == 0 || n > c->n_batch)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "a chunk of %u tokens; this context takes 1 to %u", n, c->n_batch);
+    if (!c->s->ps.has_embd) return VKLLM_OK;
+    *x = c->x;
+    return cpu_embed(c->pool, c->x, d->token_embd->type, d->token_embd->data, d->hp.n_embd, d->token_embd->ne[1],
+                     tokens, n);
+}
+
+vkllm_status cpu_stage_finish(cpu_ctx *c, const float *x, uint32_t n, gpu_out want) {
+    const cpu_stage *s = c->s;
+    const llama_model_desc *d = s->desc;
+    const llama_hparams *hp = &d->hp;
+    if (x != c->x) memcpy(c->x, x, (size_t)n * hp->n_embd * sizeof(float));
     if (s->ps.has_output && want != GPU_OUT_NONE) {
         float *last = c->xb; /* the last token's row, final-normed */
         cpu_rmsnorm(c->pool, last, c->x + (size_t)(n - 1) * hp->n_embd, d->output_norm->data, 1, hp->n_embd, hp->rms_eps);
         const gguf_tensor *o = d->output;
-        if ((st = cpu_matmul(c->pool, o->type, o->data, o->ne[1], o->ne[0], last, 1, c->logits))) return st;
+        vkllm_status st = cpu_matmul(c->pool, o->type, o->data, o->ne[1], o->ne[0], last, 1, c->logits);
+        if (st) return st;
         int32_t best = 0; /* the first of equal largest, as the GPU's argmax */
         for (uint32_t v = 1; v < hp->n_vocab; v++)
             if (c->logits[v] > c->logits[best]) best = (int32_t)v;
@@ -230,11 +278,94 @@ vkllm_status cpu_stage_submit(cpu_ctx *c, const int32_t *tokens, const float *x_
     }
     c->want = want;
     c->pending = 1;
+    return VKLLM_OK;
+}
+
+/* The chunk in c->x (the embedding stage: the tokens) through the layers and the output. */
+static vkllm_status run_chunk(cpu_ctx *c, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want) {
+    double t0 = vkl_now_ms();
+    const cpu_stage *s = c->s;
+    const llama_model_desc *d = s->desc;
+    vkllm_status st = VKLLM_OK;
+    if (s->ps.has_embd)
+        st = cpu_embed(c->pool, c->x, d->token_embd->type, d->token_embd->data, d->hp.n_embd, d->token_embd->ne[1],
+                       tokens, n);
+    for (uint32_t i = 0; !st && i < s->ps.n_layers; i++) st = run_layer(c, i, n, pos);
+    if (!st) st = cpu_stage_finish(c, c->x, n, want);
     c->last_ms = vkl_now_ms() - t0;
+    return st;
+}
+
+vkllm_status cpu_stage_submit(cpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
+                              gpu_out want) {
+    vkllm_status st = check_chunk(c, n, pos);
+    if (st) return st;
+    c->pending = 0;
+    if (!c->s->ps.has_embd) memcpy(c->x, x_in, (size_t)n * c->s->desc->hp.n_embd * sizeof(float));
+    return run_chunk(c, tokens, n, pos, want);
+}
+
+static void *async_main(void *arg) {
+    cpu_ctx *c = arg;
+    pthread_mutex_lock(&c->async.lock);
+    for (;;) {
+        while (!c->async.quit && !c->async.busy) pthread_cond_wait(&c->async.wake, &c->async.lock);
+        if (c->async.quit) break;
+        pthread_mutex_unlock(&c->async.lock);
+        vkllm_status st = run_chunk(c, c->async.tokens, c->async.n, c->async.pos, c->async.want);
+        pthread_mutex_lock(&c->async.lock);
+        c->async.status = st;
+        if (st) vkl_err_save(c->async.msg, sizeof c->async.msg);
+        c->async.busy = 0;
+        pthread_cond_signal(&c->async.done);
+    }
+    pthread_mutex_unlock(&c->async.lock);
+    return NULL;
+}
+
+vkllm_status cpu_stage_submit_async(cpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
+                                    gpu_out want) {
+    vkllm_status st = check_chunk(c, n, pos);
+    if (st) return st;
+    if (!c->async.started) {
+        pthread_mutex_init(&c->async.lock, NULL);
+        pthread_cond_init(&c->async.wake, NULL);
+        pthread_cond_init(&c->async.done, NULL);
+        int rc = pthread_create(&c->async.thread, NULL, async_main, c);
+        if (rc) {
+            pthread_cond_destroy(&c->async.wake);
+            pthread_cond_destroy(&c->async.done);
+            pthread_mutex_destroy(&c->async.lock);
+            return cpu_stage_submit(c, tokens, x_in, n, pos, want); /* computes here instead */
+        }
+        c->async.started = 1;
+    }
+    c->pending = 0;
+    if (!c->s->ps.has_embd) memcpy(c->x, x_in, (size_t)n * c->s->desc->hp.n_embd * sizeof(float));
+    pthread_mutex_lock(&c->async.lock);
+    c->async.tokens = tokens;
+    c->async.n = n;
+    c->async.pos = pos;
+    c->async.want = want;
+    c->async.busy = 1;
+    pthread_cond_signal(&c->async.wake);
+    pthread_mutex_unlock(&c->async.lock);
     return VKLLM_OK;
 }
 
 vkllm_status cpu_stage_wait(cpu_ctx *c, float *logits, int32_t *argmax) {
+    if (c->async.started) {
+        pthread_mutex_lock(&c->async.lock);
+        while (c->async.busy) pthread_cond_wait(&c->async.done, &c->async.lock);
+        vkllm_status st = c->async.status;
+        c->async.status = VKLLM_OK;
+        pthread_mutex_unlock(&c->async.lock);
+        if (st) {
+            c->pending = 0;
+            vkl_err_restore(c->async.msg);
+            return st;
+        }
+    }
     if (!c->pending) return VKLLM_OK;
     c->pending = 0;
     if (!c->s->ps.has_output) return VKLLM_OK;

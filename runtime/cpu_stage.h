@@ -4,8 +4,9 @@
  * pool started once. The CPU-side twin of runtime/gpu_forward.h: the same hand-over of the
  * hidden state, the same outputs, so runtime/forward.c walks both kinds of stage alike.
  *
- * A run computes on the calling thread and the pool's workers and returns when it is done:
- * cpu_stage_submit does the work, cpu_stage_wait hands over what it produced. */
+ * cpu_stage_submit computes on the calling thread and the pool's workers and returns when it
+ * is done; cpu_stage_submit_async does the same on an executor thread of the context while the
+ * caller goes on. cpu_stage_wait hands over what either produced. */
 #ifndef VKLLM_CPU_STAGE_H
 #define VKLLM_CPU_STAGE_H
 
@@ -36,6 +37,10 @@ typedef struct cpu_ctx cpu_ctx;
  * chunks of up to n_batch tokens, and a pool of the stage's threads; everything a run needs
  * is allocated here, so a run never fails for memory. */
 vkllm_status cpu_ctx_create(cpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int kv_f16, cpu_ctx **out);
+/* The same with the KV caches given (k[i], v[i] for local layer i, laid out as cpu_kv_write
+ * writes them; not owned, they must outlive the context): a twin on a card shares them. */
+vkllm_status cpu_ctx_create_shared_kv(cpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int kv_f16, void *const *k,
+                                      void *const *v, cpu_ctx **out);
 void cpu_ctx_free(cpu_ctx *c);
 
 /* Computes n tokens (n <= n_batch) at positions pos .. pos+n-1: the embedding stage reads
@@ -43,6 +48,18 @@ void cpu_ctx_free(cpu_ctx *c);
  * logits or argmax are kept per `want` until cpu_stage_wait. */
 vkllm_status cpu_stage_submit(cpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n,
                               uint32_t pos, gpu_out want);
+/* cpu_stage_submit on the context's executor thread (started by the first call, kept until
+ * cpu_ctx_free): returns once the input is copied (tokens must stay valid until
+ * cpu_stage_wait), so the caller can feed other stages meanwhile; cpu_stage_wait collects
+ * the chunk and its status. */
+vkllm_status cpu_stage_submit_async(cpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n,
+                                    uint32_t pos, gpu_out want);
+/* A chunk whose layers ran elsewhere (the stage's twin), in two halves: cpu_stage_embed gives
+ * the chunk's input rows (the embedding stage embeds `tokens` into the context's own buffer;
+ * any other stage returns x_in), then cpu_stage_finish takes the rows after the layers and
+ * completes the chunk as cpu_stage_submit would (the output, when the stage has it). */
+vkllm_status cpu_stage_embed(cpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n, const float **x);
+vkllm_status cpu_stage_finish(cpu_ctx *c, const float *x, uint32_t n, gpu_out want);
 /* Stores what the last submit produced (logits or argmax, output stage only) and forgets it;
  * without a pending submission: VKLLM_OK, nothing stored. */
 vkllm_status cpu_stage_wait(cpu_ctx *c, float *logits, int32_t *argmax);

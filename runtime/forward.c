@@ -8,10 +8,13 @@
 #include "runtime/forward.h"
 #include "vk/util.h"
 
-/* A stage's context: the one of its executor. */
+/* A stage's context: the one of its executor (and of a CPU stage's twin). */
 typedef struct fwd_sctx {
     gpu_ctx *gpu;
     cpu_ctx *cpu;
+    gpu_ctx *twin;
+    uint32_t twin_min_batch;
+    int on_twin; /* the last chunk ran on the twin */
 } fwd_sctx;
 
 struct fwd_ctx {
@@ -28,7 +31,8 @@ void fwd_ctx_free(fwd_ctx *f) {
     if (!f) return;
     for (uint32_t s = 0; f->c && s < f->n_stages; s++) {
         gpu_ctx_free(f->c[s].gpu);
-        cpu_ctx_free(f->c[s].cpu);
+        cpu_ctx_free(f->c[s].cpu); /* before its twin: it may use the twin's KV cache */
+        gpu_ctx_free(f->c[s].twin);
     }
     free(f->c);
     free(f);
@@ -45,9 +49,22 @@ vkllm_status fwd_ctx_create(const fwd_stage *stages, uint32_t n_stages, uint32_t
     f->kv_f16 = kv_f16;
     f->c = vkl_calloc(n_stages ? n_stages : 1, sizeof *f->c);
     vkllm_status st = f->c ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
-    for (uint32_t s = 0; !st && s < n_stages; s++)
-        st = stages[s].cpu ? cpu_ctx_create(stages[s].cpu, n_ctx, n_batch, kv_f16, &f->c[s].cpu)
-                           : gpu_ctx_create(stages[s].gpu, n_ctx, n_batch, kv_f16, &f->c[s].gpu);
+    for (uint32_t s = 0; !st && s < n_stages; s++) {
+        if (stages[s].gpu) {
+            st = gpu_ctx_create(stages[s].gpu, n_ctx, n_batch, kv_f16, &f->c[s].gpu);
+        } else if (!stages[s].twin) {
+            st = cpu_ctx_create(stages[s].cpu, n_ctx, n_batch, kv_f16, &f->c[s].cpu);
+        } else { /* the CPU stage keeps its KV cache where its twin reads and writes it */
+            f->c[s].twin_min_batch = stages[s].twin_min_batch;
+            st = gpu_ctx_create(stages[s].twin, n_ctx, n_batch, kv_f16, &f->c[s].twin);
+            uint32_t nl = stages[s].twin->ps.n_layers;
+            void **kv = st ? NULL : vkl_calloc(2 * (size_t)(nl ? nl : 1), sizeof *kv);
+            if (!st && !kv) st = vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
+            for (uint32_t i = 0; !st && i < nl; i++) gpu_ctx_kv_host(f->c[s].twin, i, &kv[i], &kv[nl + i]);
+            if (!st) st = cpu_ctx_create_shared_kv(stages[s].cpu, n_ctx, n_batch, kv_f16, kv, kv + nl, &f->c[s].cpu);
+            free(kv);
+        }
+    }
     if (st) {
         fwd_ctx_free(f);
         return st;
@@ -57,8 +74,10 @@ vkllm_status fwd_ctx_create(const fwd_stage *stages, uint32_t n_stages, uint32_t
 }
 
 void fwd_set_prof(fwd_ctx *f, prof *p) {
-    for (uint32_t s = 0; s < f->n_stages; s++)
+    for (uint32_t s = 0; s < f->n_stages; s++) {
         if (f->c[s].gpu) gpu_ctx_set_prof(f->c[s].gpu, p);
+        if (f->c[s].twin) gpu_ctx_set_prof(f->c[s].twin, p);
+    }
 }
 
 vkllm_status fwd_prepare(fwd_ctx *f) {
@@ -72,8 +91,10 @@ vkllm_status fwd_prepare(fwd_ctx *f) {
     uint32_t threads = th && *th ? (uint32_t)strtoul(th, NULL, 10) : 0;
     vk_prepare *prep = NULL;
     vkllm_status st = vk_prepare_create(&prep);
-    for (uint32_t s = 0; !st && s < f->n_stages; s++)
+    for (uint32_t s = 0; !st && s < f->n_stages; s++) {
         if (f->c[s].gpu) st = gpu_ctx_prepare(f->c[s].gpu, prep);
+        if (!st && f->c[s].twin) st = gpu_ctx_prepare(f->c[s].twin, prep);
+    }
     if (!st) st = vk_prepare_build(prep, threads, &f->prep);
     vk_prepare_free(prep);
     if (st) vkl_err_context("preparing the pipelines of a context");
@@ -96,10 +117,28 @@ static vkllm_status stage_wait(fwd_sctx *c, float *logits, int32_t *argmax) {
     return c->cpu ? cpu_stage_wait(c->cpu, logits, argmax) : gpu_stage_wait(c->gpu, logits, argmax);
 }
 
+/* A CPU stage's chunk on its twin: the CPU embeds (if it is the first stage), the card runs
+ * the layers (reading and writing the shared KV cache), the CPU finishes (the output, if it is
+ * the last). The twin is waited for here, as the CPU stage computes in its submit too. */
+static vkllm_status twin_submit(fwd_sctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
+                                gpu_out want) {
+    const float *x;
+    vkllm_status st = cpu_stage_embed(c->cpu, tokens, x_in, n, &x);
+    if (!st) st = gpu_stage_submit(c->twin, NULL, x, n, pos, GPU_OUT_NONE);
+    if (!st) st = gpu_stage_wait(c->twin, NULL, NULL);
+    if (!st) st = cpu_stage_finish(c->cpu, gpu_stage_x_out(c->twin), n, want);
+    return st;
+}
+
 static vkllm_status stage_submit(fwd_sctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
-                                 gpu_out want) {
-    return c->cpu ? cpu_stage_submit(c->cpu, tokens, x_in, n, pos, want)
-                  : gpu_stage_submit(c->gpu, tokens, x_in, n, pos, want);
+                                 gpu_out want, int async) {
+    c->on_twin = c->twin && n >= c->twin_min_batch;
+    if (c->on_twin) return twin_submit(c, tokens, x_in, n, pos, want);
+    if (c->gpu) return gpu_stage_submit(c->gpu, tokens, x_in, n, pos, want);
+    /* Chunks of a prompt beside other stages: the CPU works while the cards take the next
+     * chunk (a single token has nothing to overlap with, and a thread hand-off would cost). */
+    if (async) return cpu_stage_submit_async(c->cpu, tokens, x_in, n, pos, want);
+    return cpu_stage_submit(c->cpu, tokens, x_in, n, pos, want);
 }
 
 static const float *stage_x_out(const fwd_sctx *c) {
@@ -124,7 +163,9 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
         for (uint32_t s = 0; !st && s < S; s++) {
             st = stage_wait(&f->c[s], logits, argmax);
             if (!st && s > 0) st = stage_wait(&f->c[s - 1], NULL, NULL);
-            if (!st) st = stage_submit(&f->c[s], tokens + i, s ? stage_x_out(&f->c[s - 1]) : NULL, cn, pos + i, w);
+            if (!st)
+                st = stage_submit(&f->c[s], tokens + i, s ? stage_x_out(&f->c[s - 1]) : NULL, cn, pos + i, w,
+                                  pipeline && S > 1 && n > 1);
             if (!st && !pipeline && s + 1 < S) st = stage_wait(&f->c[s], NULL, NULL);
         }
     }
@@ -145,7 +186,8 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
 double fwd_last_gpu_ms(const fwd_ctx *f) {
     double sum = 0;
     for (uint32_t s = 0; s < f->n_stages; s++) {
-        double ms = f->c[s].cpu ? cpu_ctx_last_ms(f->c[s].cpu) : gpu_ctx_last_gpu_ms(f->c[s].gpu);
+        const fwd_sctx *c = &f->c[s];
+        double ms = c->on_twin ? gpu_ctx_last_gpu_ms(c->twin) : c->cpu ? cpu_ctx_last_ms(c->cpu) : gpu_ctx_last_gpu_ms(c->gpu);
         if (ms < 0) return -1;
         sum += ms;
     }

@@ -10,10 +10,13 @@
 #include "runtime/cpu_stage.h"
 #include "runtime/gpu_forward.h"
 
-/* One stage: exactly one of the two is set. */
+/* One stage: exactly one of gpu and cpu is set. A CPU stage may have a twin on a card
+ * (gpu_stage_alloc_twin) that runs its chunks of at least twin_min_batch tokens. */
 typedef struct fwd_stage {
     gpu_stage *gpu;
     cpu_stage *cpu;
+    gpu_stage *twin;
+    uint32_t twin_min_batch;
 } fwd_stage;
 
 typedef struct fwd_ctx fwd_ctx;

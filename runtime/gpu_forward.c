@@ -101,19 +101,18 @@ void gpu_stage_free(gpu_stage *s) {
     free(s);
 }
 
-vkllm_status gpu_stage_alloc(vk_device *dev, const llama_model_desc *desc, const plan *p,
-                             uint32_t stage_index, gpu_stage **out) {
-    *out = NULL;
-    if (stage_index >= p->n_stages) return vkl_err(VKLLM_ERR_INVALID_ARG, "stage %u of %u", stage_index, p->n_stages);
-    const plan_stage *ps = &p->stages[stage_index];
+/* The stage ps of plan p on dev with the caps of its device, streaming host weights for chunks
+ * of stream_min_batch tokens or more through a buffer of stream_bytes. */
+static vkllm_status stage_alloc(vk_device *dev, const llama_model_desc *desc, const plan *p, const plan_stage *ps,
+                                uint32_t stream_min_batch, uint64_t stream_bytes, gpu_stage **out) {
     const plan_device_caps *caps = &p->dev[ps->device];
     gpu_stage *s = vkl_calloc(1, sizeof *s);
     if (!s) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     s->dev = dev;
     s->desc = desc;
     s->ps = *ps;
-    s->stream_min_batch = p->stream_min_batch;
-    s->stream_bytes = plan_stage_stream_bytes(p, ps, desc);
+    s->stream_min_batch = stream_min_batch;
+    s->stream_bytes = stream_bytes;
     s->layers = vkl_calloc(ps->n_layers ? ps->n_layers : 1, sizeof *s->layers);
     s->kv_host = vkl_calloc(ps->n_layers ? ps->n_layers : 1, sizeof *s->kv_host);
     vkllm_status st = (s->layers && s->kv_host) ? VKLLM_OK : vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -144,6 +143,30 @@ vkllm_status gpu_stage_alloc(vk_device *dev, const llama_model_desc *desc, const
     }
     *out = s;
     return VKLLM_OK;
+}
+
+vkllm_status gpu_stage_alloc(vk_device *dev, const llama_model_desc *desc, const plan *p,
+                             uint32_t stage_index, gpu_stage **out) {
+    *out = NULL;
+    if (stage_index >= p->n_stages) return vkl_err(VKLLM_ERR_INVALID_ARG, "stage %u of %u", stage_index, p->n_stages);
+    const plan_stage *ps = &p->stages[stage_index];
+    return stage_alloc(dev, desc, p, ps, p->stream_min_batch, plan_stage_stream_bytes(p, ps, desc), out);
+}
+
+vkllm_status gpu_stage_alloc_twin(vk_device *dev, const llama_model_desc *desc, const plan *p,
+                                  uint32_t stage_index, gpu_stage **out) {
+    *out = NULL;
+    if (stage_index >= p->n_stages || p->stages[stage_index].stream_device < 0)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "stage %u of %u has no twin", stage_index, p->n_stages);
+    const plan_stage *ps = &p->stages[stage_index];
+    plan_stage twin = plan_twin_stage(ps);
+    /* Every chunk it gets is long enough to stream (the walk over stages decides). */
+    return stage_alloc(dev, desc, p, &twin, 1, plan_twin_stream_bytes(ps, desc), out);
+}
+
+void gpu_ctx_kv_host(const gpu_ctx *c, uint32_t i, void **k, void **v) {
+    *k = i < c->s->ps.n_layers && c->s->kv_host[i] ? c->k_cache[i].map : NULL;
+    *v = i < c->s->ps.n_layers && c->s->kv_host[i] ? c->v_cache[i].map : NULL;
 }
 
 static vkllm_status tensor_upload(gpu_stage *s, gpu_tensor *t, gpu_progress_fn progress, void *user,

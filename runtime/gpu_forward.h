@@ -53,6 +53,12 @@ typedef int (*gpu_progress_fn)(uint64_t bytes_done, void *user);
  * no tensor data: VKLLM_ERR_OUT_OF_MEMORY here means nothing was read. */
 vkllm_status gpu_stage_alloc(vk_device *dev, const llama_model_desc *desc, const plan *p,
                              uint32_t stage_index, gpu_stage **out);
+/* The twin of CPU stage `stage_index` on its stream_device dev (plan_stage.stream_device):
+ * the same layers, every tensor imported from the mapped file and copied layer by layer into
+ * a stream buffer on the card, the KV caches in host-visible memory that the CPU stage uses
+ * as its own (gpu_ctx_kv_host); no embedding, no output. Nothing to upload. */
+vkllm_status gpu_stage_alloc_twin(vk_device *dev, const llama_model_desc *desc, const plan *p,
+                                  uint32_t stage_index, gpu_stage **out);
 /* Copies the tensors' bytes from the mapped file into their buffers (imported ones need no
  * copy). *done accumulates bytes for the progress callback. */
 vkllm_status gpu_stage_upload(gpu_stage *s, gpu_progress_fn progress, void *user, uint64_t *done);
@@ -93,5 +99,8 @@ double gpu_ctx_last_wait_ms(const gpu_ctx *c);
  * (VKLLM_NO_REPLAY=1 records every step). */
 uint64_t gpu_ctx_steps_recorded(const gpu_ctx *c);
 const float *gpu_stage_x_out(const gpu_ctx *c);
+/* The mapped K and V caches of local layer i when the plan keeps that layer's cache in host
+ * memory ((n_ctx, kv_dim) IEEE half or f32, as cpu_kv_write lays them out); else NULL. */
+void gpu_ctx_kv_host(const gpu_ctx *c, uint32_t i, void **k, void **v);
 
 #endif

@@ -94,8 +94,9 @@ void plan_caps_cpu(uint32_t n_threads, plan_device_caps *out) {
     out->max_alloc = out->max_binding = UINT64_MAX;
     out->binding_align = 4;
     out->device_mappable = 1;
-    /* Nominal: what a desktop's two DDR4/DDR5 channels give a few cores reading. */
-    out->gbps = out->host_gbps = 20.0;
+    /* Nominal: what a desktop's two DDR4/DDR5 channels give its cores reading (about 35 and
+     * 55 GB/s); `vkllm plan --measure` measures it. */
+    out->gbps = out->host_gbps = 40.0;
     out->cpu = 1;
     out->cpu_threads = n_threads;
 }
@@ -185,6 +186,25 @@ uint64_t plan_stage_stream_bytes(const plan *p, const plan_stage *s, const llama
     return 2 * most; /* double-buffered: the next layer's copy overlaps this layer's work */
 }
 
+uint64_t plan_twin_stream_bytes(const plan_stage *s, const llama_model_desc *desc) {
+    uint64_t most = 0;
+    for (uint32_t i = 0; i < s->n_layers; i++) {
+        uint64_t b = 0;
+        for (int t = 0; t < PT_COUNT; t++)
+            b += vkl_align_up(plan_layer_tensor(&desc->layers[s->first_layer + i], (plan_tensor)t)->size, STREAM_SLOT_ALIGN);
+        if (b > most) most = b;
+    }
+    return 2 * most;
+}
+
+plan_stage plan_twin_stage(const plan_stage *s) {
+    plan_stage t = *s;
+    t.device = (uint32_t)s->stream_device;
+    t.has_embd = t.has_output = 0;
+    t.stream_device = -1;
+    return t;
+}
+
 int plan_host_import_ok(const plan_device_caps *c, const gguf_tensor *t, uint64_t file_offset) {
     if (!c->import_host) return 0;
     /* Matrices are read at any 4-byte offset inside a binding; vectors (norms) are bound
@@ -266,6 +286,7 @@ static void build_stages(plan *p) {
             plan_stage *s = &p->stages[p->n_stages++];
             memset(s, 0, sizeof *s);
             s->device = (uint32_t)p->layers[l].compute;
+            s->stream_device = -1;
             s->first_layer = l;
         }
         p->stages[p->n_stages - 1].n_layers++;
@@ -276,6 +297,51 @@ static void build_stages(plan *p) {
     p->output_device = (int32_t)p->stages[p->n_stages - 1].device;
 }
 
+/* Prompt chunks a discrete card reads over PCIe once and computes fast; the CPU computes
+ * 2 x params x tokens. With a layer of LLaMA-65B Q4_K_M (0.8 G parameters, 0.46 GB) the card
+ * needs about 20 ms over PCIe 4.0 for the whole chunk while eight desktop cores need about
+ * 4 ms per token: past a handful of tokens the card wins. 32 leaves room for slower cards and
+ * faster CPUs, and keeps short prompts and decode on the CPU. */
+#define CPU_STREAM_MIN_BATCH 32
+
+/* Which CPU stages get a twin on the main card: the last device that is not the CPU, when it
+ * imports host memory (the twin reads the mapped file in place; a copy would double the RAM
+ * the layers take) and reads host memory slower than its own (a discrete card: the cost
+ * model above), or when a test asks (cpu_stream_min_batch_override). */
+static void plan_twins(planner *P) {
+    plan *p = P->p;
+    p->cpu_stream_min_batch = 0;
+    int32_t g = -1;
+    for (uint32_t d = 0; d < P->D; d++)
+        if (!p->dev[d].cpu) g = (int32_t)d;
+    if (g < 0) return;
+    const plan_device_caps *c = &p->dev[g];
+    uint32_t n_min = P->rq->cpu_stream_min_batch_override ? P->rq->cpu_stream_min_batch_override
+                     : c->host_gbps < c->gbps                ? CPU_STREAM_MIN_BATCH
+                                                             : 0;
+    if (!n_min || !c->import_host) return;
+    for (uint32_t i = 0; i < p->n_stages; i++) {
+        plan_stage *s = &p->stages[i];
+        if (!p->dev[s->device].cpu || !s->n_layers) continue;
+        int ok = 1;
+        for (uint32_t l = s->first_layer; ok && l < s->first_layer + s->n_layers; l++)
+            for (int t = 0; ok && t < PT_COUNT; t++) {
+                const gguf_tensor *g_t = plan_layer_tensor(&P->desc->layers[l], (plan_tensor)t);
+                ok = plan_host_import_ok(c, g_t, file_offset(P, g_t));
+            }
+        if (!ok) continue;
+        s->stream_device = g;
+        p->cpu_stream_min_batch = n_min;
+    }
+}
+
+/* The stage computing layer l. */
+static const plan_stage *stage_of(const plan *p, uint32_t l) {
+    for (uint32_t s = 0; s < p->n_stages; s++)
+        if (l >= p->stages[s].first_layer && l < p->stages[s].first_layer + p->stages[s].n_layers) return &p->stages[s];
+    return NULL;
+}
+
 /* Counts every byte of the current assignment: per device its device-local weights, KV and
  * context buffers, its host-visible and imported allocations; the plan's host total. */
 static void account(planner *P) {
@@ -284,6 +350,7 @@ static void account(planner *P) {
     memset(p->use, 0, sizeof p->use);
     P->host_tensor_bytes = P->host_kv_bytes = 0;
     build_stages(p);
+    plan_twins(P);
     /* The loader shares token_embd with the output only inside one stage; any other stage
      * holding the output (even on the same device) has its own copy. */
     p->tied_copy = desc->tied_output && p->n_stages > 1;
@@ -310,7 +377,12 @@ static void account(planner *P) {
             }
         }
         uint64_t kv = 2 * plan_buf_bytes(P->kv_bytes, cap->alloc_align); /* K and V */
-        if (pl->kv != PLAN_HOST) {
+        const plan_stage *ls = stage_of(p, l);
+        if (ls && ls->stream_device >= 0) { /* in the twin's host-visible memory, shared */
+            kv = 2 * plan_buf_bytes(P->kv_bytes, p->dev[ls->stream_device].alloc_align);
+            p->use[ls->stream_device].host_visible += kv;
+            P->host_kv_bytes += kv;
+        } else if (pl->kv != PLAN_HOST) {
             u->kv += kv;
         } else {
             u->host_visible += kv;
@@ -358,6 +430,21 @@ static void account(planner *P) {
         plan_device_use *u = &p->use[st->device];
         if (cap->cpu) { /* what cpu_ctx_create allocates besides the KV cache */
             u->host_visible += cpu_ctx_bytes(P->hp, st, p->n_ctx, p->n_batch, cap->cpu_threads);
+            if (st->stream_device < 0) continue;
+            /* Its twin's context on the card (weights imported from the file the CPU reads:
+             * the same pages, not counted twice). */
+            plan_stage twin = plan_twin_stage(st);
+            const plan_device_caps *tc = &p->dev[twin.device];
+            plan_device_use *tu = &p->use[twin.device];
+            uint64_t bytes[PCB_COUNT];
+            plan_ctx_buffers(P->hp, &twin, p->n_batch, tc->binding_align, plan_twin_stream_bytes(st, desc), bytes);
+            for (int i = 0; i < PCB_COUNT; i++) {
+                if (!bytes[i]) continue;
+                uint64_t b = plan_buf_bytes(bytes[i], tc->alloc_align);
+                if (i < PCB_DEVICE_COUNT) tu->scratch += b;
+                else tu->host_visible += b;
+            }
+            has_stage[twin.device] = 1;
             continue;
         }
         uint64_t bytes[PCB_COUNT];

@@ -73,6 +73,7 @@ typedef struct plan_request {
     int32_t main_device;          /* < 0: the CPU device if one is listed, else the last device;
                                      computes the host-resident layers */
     uint32_t stream_min_batch_override; /* nonzero: use it instead of the cost model (tests) */
+    uint32_t cpu_stream_min_batch_override; /* nonzero: CPU stages stream chunks this long (tests) */
 } plan_request;
 
 /* The tensors of one layer, in this order everywhere (gpu_layer has the same order). */
@@ -96,6 +97,11 @@ typedef struct plan_stage {
     int has_embd;               /* holds token_embd and embeds the tokens */
     int has_output;             /* holds output_norm and output (when tied: token_embd itself if
                                    the stage also embeds, else a copy of it) */
+    /* A CPU stage's prompt chunks of at least plan.cpu_stream_min_batch tokens run on this
+     * device instead, its weights streamed from the mapped file (gpu_stage_alloc_twin); the
+     * stage's KV cache then lives in that device's host-visible memory, shared by both.
+     * -1: none. */
+    int32_t stream_device;
 } plan_stage;
 
 typedef struct plan_device_use {
@@ -133,6 +139,10 @@ typedef struct plan {
     /* Prompt chunks of at least this many tokens stream host weights into a device buffer
      * instead of reading them in place (0: never; no host tensors or not worth it). */
     uint32_t stream_min_batch;
+    /* CPU stages with a stream_device hand prompt chunks of at least this many tokens to it
+     * (0: none has one): a card that reads the layer once over PCIe and computes the chunk
+     * beats the CPU computing it once the chunk is this long. */
+    uint32_t cpu_stream_min_batch;
 } plan;
 
 /* Computes the placement. Refusals (VKLLM_ERR_OUT_OF_MEMORY) say how much is needed, how much
@@ -178,6 +188,13 @@ uint64_t plan_kv_bytes(const llama_hparams *hp, uint32_t n_ctx, int kv_f16);
 /* The PCB_STREAM size for a stage: twice the largest host-resident bytes of one of its layers,
  * when p->stream_min_batch != 0; else 0. */
 uint64_t plan_stage_stream_bytes(const plan *p, const plan_stage *s, const llama_model_desc *desc);
+
+/* The stream buffer of a CPU stage's twin on its stream_device: two of its largest layers,
+ * every tensor packed as gpu_forward streams them. */
+uint64_t plan_twin_stream_bytes(const plan_stage *s, const llama_model_desc *desc);
+/* The twin of CPU stage s as the device sees it: the same layers on s->stream_device, with
+ * neither embedding nor output (the CPU stage computes those). */
+plan_stage plan_twin_stage(const plan_stage *s);
 
 /* The tensor of a layer by plan_tensor index. */
 const gguf_tensor *plan_layer_tensor(const llama_layer *l, plan_tensor t);

@@ -2,7 +2,8 @@
 # Builds vkllm and its tests with sanitizers and runs them on lavapipe with validation on.
 #   bash scripts/sanitize.sh address   ASan+UBSan in ./build-asan, the whole ctest suite
 #   bash scripts/sanitize.sh thread    TSan in ./build-tsan, the tests that run threads
-#                                      (test_threads*, test_startup*)
+#                                      (test_threads*, test_startup*, and test_e2e_cpu: the
+#                                      CPU path's pool and executor thread)
 # Extra arguments go to ctest. The sanitizer options the tests run with are set in
 # tests/CMakeLists.txt; suppressions (the uninstrumented driver's own reports only) are in
 # tests/sanitizers/lsan.supp and tsan.supp.
@@ -28,7 +29,7 @@ fi
 # TSan: only the tests that start threads of their own. Build just those (and the CLI, which
 # such a test may drive).
 tests=()
-for src in tests/test_threads*.c tests/test_startup*.c; do
+for src in tests/test_threads*.c tests/test_startup*.c tests/test_e2e_cpu.c; do
   [ -e "$src" ] && tests+=("$(basename "$src" .c)")
 done
 if [ ${#tests[@]} -eq 0 ]; then
@@ -38,4 +39,4 @@ if [ ${#tests[@]} -eq 0 ]; then
 fi
 cmake --build "$dir" -j"$(nproc)" --target vkllm_cli "${tests[@]}"
 cd "$dir"
-ctest --output-on-failure -j2 --timeout 1800 -R 'test_threads|test_startup' "$@"
+ctest --output-on-failure -j2 --timeout 1800 -R 'test_threads|test_startup|test_e2e_cpu$' "$@"

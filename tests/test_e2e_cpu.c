@@ -1,6 +1,7 @@
 /* End to end on the native CPU path: synthetic models of every weight type run all on the CPU
  * (`--device cpu`) and split between lavapipe and the CPU (`--device 0,cpu`, half the layers
- * each, and the CPU computing the host layers of -ngl 1) give the CPU oracle's greedy tokens,
+ * each, the CPU computing the host layers of -ngl 1, and those layers' prompt chunk run on the
+ * card through the CPU stage's twin) give the CPU oracle's greedy tokens,
  * token by token and through generate(), with logits close to the oracle's. The CPU path
  * rounds activations to 8 bits for the quantized types (as llama.cpp's CPU backend does), and
  * so does the oracle here where the CPU computes. The scalar kernels are forced once per block
@@ -34,6 +35,11 @@ typedef struct config {
     float split[2];
     int32_t gpu_layers;
     const char *simd; /* VKLLM_CPU_SIMD, or NULL */
+    const char *env;  /* NAME=VALUE set for the run, or NULL */
+    /* The oracle that matches: 8-bit activations from this layer on, and in the prompt too
+     * (0: the prompt's layers ran on a card, in float). */
+    uint32_t q8_from;
+    int q8_prompt;
 } config;
 
 static int validation_logs;
@@ -60,6 +66,13 @@ static int is_float(const char *type) { return !strcmp(type, "f32") || !strcmp(t
 static void run_config(const char *path, const char *type, const config *cf, const float *ref, const int32_t *ref_tok,
                        uint32_t nv, uint32_t n_layer) {
     if (cf->simd) setenv("VKLLM_CPU_SIMD", cf->simd, 1);
+    char env[64] = "";
+    if (cf->env) {
+        snprintf(env, sizeof env, "%s", cf->env);
+        char *eq = strchr(env, '=');
+        *eq = 0;
+        setenv(env, eq + 1, 1);
+    }
     vkllm_model_params mp;
     vkllm_model_params_init(&mp);
     mp.validation = 1;
@@ -85,6 +98,8 @@ static void run_config(const char *path, const char *type, const config *cf, con
               "%s: the CPU device computes %u layers and holds %llu device bytes", cf->name, cpu.n_layers,
               (unsigned long long)cpu.used_bytes);
     if (cf->n_devices == 2) CHECK_MSG(cpu.n_layers < n_layer, "%s: the CPU computes all %u layers", cf->name, n_layer);
+    CHECK_MSG(sum.cpu_stream_min_batch == (cf->env && strstr(cf->env, "CPU_STREAM") ? 4u : 0u),
+              "%s: CPU stages stream chunks of %u tokens", cf->name, sum.cpu_stream_min_batch);
     vkllm_context_params cp;
     vkllm_context_params_init(&cp);
     cp.n_ctx = 256;
@@ -113,6 +128,19 @@ static void run_config(const char *path, const char *type, const config *cf, con
     CHECK_MSG(first_bad < 0, "%s %s: greedy token differs from the oracle at step %d", cf->name, type, first_bad);
     CHECK_MSG(worst <= limit, "%s %s: logits nmse %.3g > %.1g", cf->name, type, worst, limit);
 
+    /* The prompt in chunks of 4: between a card and the CPU, chunk k+1 runs on one while chunk k
+     * runs on the other (the CPU stage on its executor thread); the same logits. */
+    vkllm_context *small = NULL;
+    cp.n_batch = 4;
+    CHECK_OK(vkllm_context_create(m, &cp, &small));
+    if (small) {
+        CHECK_OK(vkllm_eval(small, prompt, N_PROMPT));
+        const float *lg = vkllm_get_logits(small);
+        double e = lg ? th_nmse(ref, lg, nv) : INFINITY;
+        CHECK_MSG(e <= limit, "%s %s: prompt in chunks of 4: logits nmse %.3g", cf->name, type, e);
+        vkllm_context_free(small);
+    }
+
     vkllm_context_reset(ctx);
     vkllm_generate_params gp;
     vkllm_generate_params_init(&gp);
@@ -136,6 +164,7 @@ out:
     vkllm_context_free(ctx);
     vkllm_model_free(m);
     if (cf->simd) unsetenv("VKLLM_CPU_SIMD");
+    if (cf->env) unsetenv(env);
 }
 
 static void run_type(const char *type, int scalar) {
@@ -156,32 +185,39 @@ static void run_type(const char *type, int scalar) {
     if (f) CHECK_OK(llama_model_load_desc(f, &desc));
     if (!desc) goto out;
     uint32_t nv = desc->hp.n_vocab;
-    /* Two oracles: 8-bit activations everywhere (all on the CPU), and from layer 1 on (layer 0
-     * on lavapipe, which multiplies float activations). */
-    for (uint32_t from = 0; from < 2; from++) {
+    const config configs[] = {
+        {"cpu", 1, {VKLLM_DEVICE_CPU_INDEX}, {0}, -1, NULL, NULL, 0, 1},
+        {"cpu, scalar kernels", 1, {VKLLM_DEVICE_CPU_INDEX}, {0}, -1, "scalar", NULL, 0, 1},
+        {"0,cpu split 1,1", 2, {0, VKLLM_DEVICE_CPU_INDEX}, {1, 1}, -1, NULL, NULL, 1, 1},
+        {"0,cpu -ngl 1 (host layer on cpu)", 2, {0, VKLLM_DEVICE_CPU_INDEX}, {0}, 1, NULL, NULL, 1, 1},
+        /* The prompt's chunk of 9 runs the CPU's layer on the card (its twin), decode on the
+         * CPU, both with the one KV cache in the card's host-visible memory. */
+        {"0,cpu -ngl 1, prompt on the card", 2, {0, VKLLM_DEVICE_CPU_INDEX}, {0}, 1, NULL,
+         "VKLLM_CPU_STREAM_MIN_BATCH=4", 1, 0},
+    };
+    /* One oracle per kind of run: which layers see 8-bit activations, and when. */
+    static const uint32_t kinds[3][2] = {{0, 1}, {1, 1}, {1, 0}};
+    for (int k = 0; k < 3; k++) {
         cpu_state *cs = NULL;
         CHECK_OK(cpu_state_create(desc, 256, 1, &cs));
         if (!cs) break;
-        cs->act_q8 = 1;
-        cs->act_q8_from = from;
+        cs->act_q8_from = kinds[k][0];
+        cs->act_q8_output = 1;
         ref = malloc((size_t)(STEPS + 1) * nv * sizeof(float));
         int32_t ref_tok[STEPS + 1];
         uint32_t pos = 0;
+        cs->act_q8 = (int)kinds[k][1];
         for (int i = 0; i < N_PROMPT; i++) CHECK_OK(cpu_forward(cs, desc, prompt[i], pos++, ref));
+        cs->act_q8 = 1;
         for (int s = 0; s <= STEPS; s++) {
             ref_tok[s] = (int32_t)ref_argmax(ref + (size_t)s * nv, nv);
             if (s < STEPS) CHECK_OK(cpu_forward(cs, desc, ref_tok[s], pos++, ref + (size_t)(s + 1) * nv));
         }
         cpu_state_free(cs);
-        const config configs[] = {
-            {"cpu", 1, {VKLLM_DEVICE_CPU_INDEX}, {0}, -1, NULL},
-            {"cpu, scalar kernels", 1, {VKLLM_DEVICE_CPU_INDEX}, {0}, -1, "scalar"},
-            {"0,cpu split 1,1", 2, {0, VKLLM_DEVICE_CPU_INDEX}, {1, 1}, -1, NULL},
-            {"0,cpu -ngl 1 (host layer on cpu)", 2, {0, VKLLM_DEVICE_CPU_INDEX}, {0}, 1, NULL},
-        };
         for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++) {
-            if ((configs[c].n_devices == 1) != (from == 0) || (configs[c].simd && !scalar)) continue;
-            run_config(path, type, &configs[c], ref, ref_tok, nv, o.n_layer);
+            const config *cf = &configs[c];
+            if (cf->q8_from != kinds[k][0] || cf->q8_prompt != (int)kinds[k][1] || (cf->simd && !scalar)) continue;
+            run_config(path, type, cf, ref, ref_tok, nv, o.n_layer);
         }
         free(ref);
         ref = NULL;

@@ -838,8 +838,73 @@ static void test_stories(void) {
     gguf_close(f);
 }
 
+/* The CPU path beside a card: the layers the card cannot hold go to the CPU whole, with their
+ * KV caches in host memory and nothing on any device for them; a discrete card that imports
+ * host memory gets a twin of the CPU stage for long prompt chunks, whose stream buffer and
+ * context it must hold and whose host-visible memory keeps the shared KV cache. */
+static void test_cpu_device(void) {
+    synth_opts o;
+    opts_65b(&o, "q4_K_M");
+    loaded lm;
+    CHECK_OK(load_synth(&o, &lm));
+    if (!lm.m) return;
+    const llama_model_desc *m = lm.m;
+    const uint64_t kv = 2048ull * 8192 * 2;
+    for (int import = 0; import < 2; import++) {
+        plan_request rq;
+        request(&rq, m, 2, 24 * GIB, 64 * GIB);
+        rq.dev[0].import_host = import;
+        rq.dev[0].import_align = 4096;
+        plan_caps_cpu(4, &rq.dev[1]);
+        plan *p = NULL;
+        CHECK_OK(plan_make(&rq, &p));
+        if (!p) continue;
+        print_plan(import ? "65B q4_K_M on 24 GiB + cpu (import)" : "65B q4_K_M on 24 GiB + cpu", p);
+        uint32_t n_cpu = 0, first_cpu = 80;
+        for (uint32_t l = 0; l < 80; l++) {
+            const plan_layer *pl = &p->layers[l];
+            if (pl->compute != 1) {
+                CHECK(pl->compute == 0 && pl->kv == 0 && n_cpu == 0);
+                continue;
+            }
+            if (!n_cpu) first_cpu = l;
+            n_cpu++;
+            CHECK(pl->kv == PLAN_HOST);
+            for (int t = 0; t < PT_COUNT; t++) CHECK(pl->where[t] == PLAN_HOST);
+        }
+        CHECK_MSG(n_cpu > 0 && n_cpu < 80 && first_cpu + n_cpu == 80, "%u CPU layers from %u", n_cpu, first_cpu);
+        CHECK(p->host_ffn_tensors == 0 && p->gpu_layers == 80 - n_cpu);
+        CHECK(p->use[0].used <= p->dev[0].budget && p->use[1].used == 0 && p->use[1].weights == 0);
+        CHECK(p->n_stages == 2 && p->stages[1].device == 1 && p->output_device == 1 && p->embd_device == 0);
+        CHECK(p->host_bytes <= p->host_budget);
+        if (import) {
+            CHECK(p->stages[1].stream_device == 0 && p->cpu_stream_min_batch == 32);
+            CHECK(p->use[0].scratch >= plan_twin_stream_bytes(&p->stages[1], m));
+            CHECK(p->use[0].host_visible >= 2 * kv * n_cpu);
+            CHECK(p->use[1].host_visible < 2 * kv * n_cpu); /* its own buffers, not the KV cache */
+        } else {
+            CHECK(p->stages[1].stream_device == -1 && p->cpu_stream_min_batch == 0);
+            CHECK(p->use[1].host_visible >= 2 * kv * n_cpu);
+        }
+        plan_free(p);
+    }
+    /* The CPU alone: every layer, one stage, no twin. */
+    plan_request rq;
+    request(&rq, m, 1, 0, 64 * GIB);
+    plan_caps_cpu(0, &rq.dev[0]);
+    plan *p = NULL;
+    CHECK_OK(plan_make(&rq, &p));
+    if (p) {
+        CHECK(p->n_stages == 1 && p->stages[0].n_layers == 80 && p->stages[0].stream_device == -1);
+        CHECK(p->use[0].used == 0 && p->host_bytes <= p->host_budget && p->gpu_layers == 0);
+        plan_free(p);
+    }
+    unload(&lm);
+}
+
 int main(void) {
     test_helpers();
+    test_cpu_device();
     test_caps();
     test_65b("q4_0");
     test_65b("q4_K_M");

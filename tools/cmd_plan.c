@@ -269,8 +269,13 @@ static void print_text(const plan_view *v) {
                "while the previous layer computes\n", s->stream_min_batch);
     for (uint32_t i = 0; i < s->n_devices; i++)
         if (v->dev[i].device_index == VKLLM_DEVICE_CPU_INDEX && v->dev[i].n_layers) {
-            printf("cpu path         device %u computes its layers from the mapped file in place, "
-                   "prompts and decode alike\n", i);
+            if (s->cpu_stream_min_batch)
+                printf("cpu path         device %u computes its layers from the mapped file in place; prompt "
+                       "chunks of %u tokens or more of them run on a card, their weights streamed\n", i,
+                       s->cpu_stream_min_batch);
+            else
+                printf("cpu path         device %u computes its layers from the mapped file in place, "
+                       "prompts and decode alike\n", i);
             break;
         }
     /* Which figures the estimate stands on: measured, given with --bandwidth and
@@ -319,6 +324,7 @@ static int print_json(const plan_view *v) {
     cJSON_AddBoolToObject(root, "bandwidth_measured", s->bandwidth_measured);
     if (v->host_gbps > 0) cJSON_AddNumberToObject(root, "host_gbps", v->host_gbps);
     cJSON_AddNumberToObject(root, "stream_min_batch", s->stream_min_batch);
+    cJSON_AddNumberToObject(root, "cpu_stream_min_batch", s->cpu_stream_min_batch);
 
     cJSON *devs = cJSON_AddArrayToObject(root, "devices");
     for (uint32_t i = 0; i < s->n_devices; i++) {
