@@ -28,53 +28,16 @@ static float frand(void) {
     return (float)((rng_state >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-/* ---- the yardstick: each thread sums its share of a large buffer ---- */
-
-typedef struct read_job {
-    const uint64_t *buf;
-    size_t n, chunk;
-    uint64_t sums[64];
-} read_job;
-
-static void read_task(void *ctx, uint32_t task, uint32_t thread) {
-    read_job *j = ctx;
-    size_t i0 = (size_t)task * j->chunk, i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0; /* integer sums vectorize without reordering rules */
-    for (size_t i = i0; i + 4 <= i1; i += 4) {
-        s0 += j->buf[i];
-        s1 += j->buf[i + 1];
-        s2 += j->buf[i + 2];
-        s3 += j->buf[i + 3];
-    }
-    j->sums[task % 64] += s0 + s1 + s2 + s3;
-}
-
 /* Best of BENCH_TRIALS short trials: on a shared machine the best trial is the one least
  * disturbed by other processes, which is what comparing levels within one run needs. */
 #define BENCH_TRIALS 10
 
-static double bench_read(cpu_pool *pool, double seconds) {
-    size_t n = BENCH_STREAM_BYTES / 8;
-    uint64_t *buf = malloc(n * 8);
-    if (!buf) return 0;
-    for (size_t i = 0; i < n; i++) buf[i] = i;
-    read_job j = {.buf = buf, .n = n};
-    uint32_t n_tasks = cpu_pool_threads(pool);
-    j.chunk = (n + n_tasks - 1) / n_tasks;
-    cpu_pool_run(pool, read_task, &j, n_tasks); /* warm */
-    double best = INFINITY;
-    for (int trial = 0; trial < BENCH_TRIALS; trial++) {
-        int iters = 0;
-        double t0 = vkl_now_ms(), t1;
-        do {
-            cpu_pool_run(pool, read_task, &j, n_tasks);
-            iters++;
-            t1 = vkl_now_ms();
-        } while (t1 - t0 < seconds * 1000.0 / BENCH_TRIALS);
-        if ((t1 - t0) / iters < best) best = (t1 - t0) / iters;
-    }
-    free(buf);
-    return (double)n * 8 / (best * 1e6);
+/* ---- the yardstick: the library's memory-read benchmark on the same threads ---- */
+
+static double bench_read(cpu_pool *pool) {
+    cpu_read_result r;
+    if (cpu_measure_read(cpu_pool_threads(pool), BENCH_STREAM_BYTES, BENCH_TRIALS, &r)) return 0;
+    return r.gbps_max; /* the fastest pass: the least disturbed */
 }
 
 /* ---- products ---- */
@@ -190,7 +153,7 @@ int main(int argc, char **argv) {
             double e = check_level(pool, &a, x);
             /* int8 activations: ~2e-5 expected (see tests/test_cpu_kernels.c) */
             const char *bad = e <= 1e-4 ? "" : " WRONG";
-            double read_gbs = bench_read(pool, seconds);
+            double read_gbs = bench_read(pool);
             double ta = time_product(pool, &a, x, 1, y, 1, seconds);
             double tb = time_product(pool, &b, x, 1, y, 1, seconds);
             double tm = time_product(pool, &a, x, n_tok, y, 0, seconds);

@@ -237,15 +237,43 @@ X86_FLOAT_DOT(x86_dot_bf16, uint16_t, xf_load_bf16, wtype_bf16_to_f32)
     }                                                                                          \
     X86_DISPATCH(name)
 
+/* Q4_0 and Q5_0, whose value is d * (q - off): the codes made signed once per block, then as
+ * Q8_0 below (|q - off| times y with the sign moved onto y), so no per-token offset term. */
+#define X86_QS_DOT(name, B, codes, OFF)                                                        \
+    X86_INLINE void name##_block(const B *b, size_t i, const void *x, size_t xs, size_t NX,    \
+                                 __m256 *acc) {                                                \
+        __m256i q = _mm256_sub_epi8(codes(b), _mm256_set1_epi8(OFF));                          \
+        __m256i aq = _mm256_abs_epi8(q);                                                       \
+        float d = x86_f16(b->d);                                                               \
+        for (size_t t = 0; t < NX; t++) {                                                      \
+            const cpu_q8 *y = X86_ROW(cpu_q8, x, xs, t) + i;                                   \
+            __m256i yq = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), q);      \
+            __m256i p = x86_dpbusd(_mm256_setzero_si256(), aq, yq);                            \
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(p), acc[t]); \
+        }                                                                                      \
+    }                                                                                          \
+    X86_INLINE void name##_nx(size_t n, const void *w, const void *x, size_t xs, size_t NX,    \
+                              float *s) {                                                      \
+        const B *b = w;                                                                        \
+        __m256 acc0[4], acc1[4];                                                               \
+        for (size_t t = 0; t < NX; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();               \
+        size_t nb = n / WTYPE_QK, i = 0;                                                       \
+        for (; i + 2 <= nb; i += 2) {                                                          \
+            name##_block(b + i, i, x, xs, NX, acc0);                                           \
+            name##_block(b + i + 1, i + 1, x, xs, NX, acc1);                                   \
+        }                                                                                      \
+        if (i < nb) name##_block(b + i, i, x, xs, NX, acc0);                                   \
+        for (size_t t = 0; t < NX; t++) s[t] = x86_hsum(_mm256_add_ps(acc0[t], acc1[t]));      \
+    }                                                                                          \
+    X86_DISPATCH(name)
+
 #define X86_CODES_Q4(b) x86_nibbles((b)->qs)
 #define X86_CODES_Q5(b) _mm256_or_si256(x86_nibbles((b)->qs), x86_bit5((b)->qh))
-#define X86_M_OFF8(b, d) (-8.0f * (d))
-#define X86_M_OFF16(b, d) (-16.0f * (d))
 #define X86_M_MIN(b, d) x86_f16((b)->m)
 
-X86_Q_DOT(x86_dot_q4_0, block_q4_0, X86_CODES_Q4, X86_M_OFF8)
+X86_QS_DOT(x86_dot_q4_0, block_q4_0, X86_CODES_Q4, 8)
 X86_Q_DOT(x86_dot_q4_1, block_q4_1, X86_CODES_Q4, X86_M_MIN)
-X86_Q_DOT(x86_dot_q5_0, block_q5_0, X86_CODES_Q5, X86_M_OFF16)
+X86_QS_DOT(x86_dot_q5_0, block_q5_0, X86_CODES_Q5, 16)
 X86_Q_DOT(x86_dot_q5_1, block_q5_1, X86_CODES_Q5, X86_M_MIN)
 
 /* Q8_0: signed codes; |w| times y with w's sign moved onto y keeps vpmaddubsw / vpdpbusd's

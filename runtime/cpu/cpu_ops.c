@@ -119,11 +119,18 @@ vkllm_status cpu_matmul(cpu_pool *pool, uint32_t type, const void *w, size_t row
         j.xq = j.xq_out = cpu_pool_shared_scratch(pool);
         cpu_pool_run(pool, mm_quant_task, &j, (uint32_t)n_tok);
     }
-    size_t tile = j.row_bytes ? CPU_TILE_BYTES / j.row_bytes : CPU_TILE_ROWS_MAX;
-    if (tile > CPU_TILE_ROWS_MAX) tile = CPU_TILE_ROWS_MAX;
-    if (tile < 1) tile = 1;
     size_t balanced = rows / (4 * (size_t)cpu_pool_threads(pool)); /* >= 4 tasks a thread */
-    if (tile > balanced) tile = balanced ? balanced : 1;
+    size_t tile;
+    if (n_tok <= CPU_NX_MAX) {
+        /* One pass over the weights: nothing to keep in L1, so long runs of rows (few claims,
+         * the prefetchers on one stream per thread) for as long as the threads stay balanced. */
+        tile = balanced ? balanced : 1;
+    } else {
+        tile = j.row_bytes ? CPU_TILE_BYTES / j.row_bytes : CPU_TILE_ROWS_MAX;
+        if (tile > CPU_TILE_ROWS_MAX) tile = CPU_TILE_ROWS_MAX;
+        if (tile < 1) tile = 1;
+        if (tile > balanced) tile = balanced ? balanced : 1;
+    }
     j.tile_rows = tile;
     j.n_row_tiles = cpu_tasks(rows, tile);
     cpu_pool_run(pool, mm_tile_task, &j, (uint32_t)(j.n_row_tiles * cpu_tasks(n_tok, CPU_TILE_TOKENS)));

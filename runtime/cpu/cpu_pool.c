@@ -43,9 +43,12 @@ struct cpu_pool {
     _Atomic(cpu_task_fn) fn;
     _Atomic(void *) ctx;
     atomic_uint n_tasks;
-    atomic_uint_fast64_t claim; /* generation << 32 | next task (CPU_RUN_CLOSED when done) */
-    atomic_uint tasks_done;
     atomic_int quit;
+    /* Each counter on a cache line of its own: every claim and every finished task writes one,
+     * and sharing a line would make them bounce between the cores twice per task. */
+    _Alignas(64) atomic_uint_fast64_t claim; /* generation << 32 | next task (CPU_RUN_CLOSED when done) */
+    _Alignas(64) atomic_uint tasks_done;
+    _Alignas(64) char pad_end;
 
     pthread_mutex_t lock;       /* guards sleeping and the condition */
     pthread_cond_t wake;
@@ -118,7 +121,9 @@ vkllm_status cpu_pool_create(uint32_t n_threads, cpu_pool **out) {
                            "here: %s)", env, cpu_simd_name(cpu_simd_best()));
     }
     if (n_threads == 0) n_threads = cpu_physical_cores();
-    cpu_pool *p = calloc(1, sizeof *p);
+    cpu_pool *p = NULL; /* aligned as its counters are */
+    if (posix_memalign((void **)&p, 64, sizeof *p) == 0) memset(p, 0, sizeof *p);
+    else p = NULL;
     void **per_thread = calloc(n_threads, sizeof *per_thread);
     cpu_worker *workers = calloc(n_threads, sizeof *workers);
     if (!p || !per_thread || !workers) {
