@@ -36,7 +36,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static void check_params(const vkllm_model_params *mp) {
     REQUIRE(mp->n_devices <= VKLLM_MAX_DEVICES && mp->n_tensor_split <= VKLLM_MAX_DEVICES);
-    for (uint32_t d = 0; d < mp->n_devices; d++) REQUIRE(mp->devices[d] <= (1u << 20));
+    for (uint32_t d = 0; d < mp->n_devices; d++)
+        REQUIRE(mp->devices[d] <= (1u << 20) || mp->devices[d] == VKLLM_DEVICE_CPU_INDEX);
+    REQUIRE(mp->n_threads <= 1024);
     for (uint32_t d = 0; d < mp->n_tensor_split; d++) REQUIRE(!(mp->tensor_split[d] < 0));
     REQUIRE(mp->gpu_layers >= -1 && mp->gpu_layers <= (1 << 20));
     REQUIRE(mp->main_device >= -1 && mp->main_device < VKLLM_MAX_DEVICES);

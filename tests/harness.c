@@ -3,6 +3,8 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -22,6 +24,16 @@ void th_fail(const char *file, int line, const char *fmt, ...) {
 }
 
 const char *th_last_error(void) { return vkllm_last_error(); }
+
+static atomic_int th_validation_count;
+
+void th_log(vkllm_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (strncmp(msg, "validation:", 11) == 0) atomic_fetch_add(&th_validation_count, 1);
+    if (level <= VKLLM_LOG_WARN) fprintf(stderr, "vkllm: %s\n", msg);
+}
+
+int th_validation_messages(void) { return atomic_load(&th_validation_count); }
 
 int th_sanitized(void) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)

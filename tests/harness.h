@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "vkllm.h"
 #include <stdio.h>
 
 extern int th_checks, th_failures;
@@ -58,6 +60,12 @@ const char *th_data_path(const char *rel, char *buf, size_t cap);
 const char *th_tmp_path(const char *name, char *buf, size_t cap);
 /* Reads a whole file into a malloc'd, NUL-terminated buffer; NULL if unreadable. */
 char *th_read_file(const char *path, size_t *size);
+
+/* A log callback for vkllm_set_log_callback: counts the validation layer's messages (they
+ * start with "validation:") and prints warnings and errors to stderr. */
+void th_log(vkllm_log_level level, const char *msg, void *user);
+/* How many validation messages th_log has seen. */
+int th_validation_messages(void);
 
 /* 1 in a sanitizer build (VKLLM_SANITIZE), which runs 5-20x slower: a test whose cases
  * repeat the same code paths over more weight types or configurations may run a subset there

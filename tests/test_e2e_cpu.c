@@ -42,14 +42,6 @@ typedef struct config {
     int q8_prompt;
 } config;
 
-static int validation_logs;
-
-static void on_log(vkllm_log_level level, const char *msg, void *user) {
-    (void)user;
-    if (strncmp(msg, "validation:", 11) == 0) validation_logs++;
-    if (level <= VKLLM_LOG_WARN) fprintf(stderr, "vkllm: %s\n", msg);
-}
-
 typedef struct gen_capture {
     int32_t ids[STEPS + 4];
     int n;
@@ -230,7 +222,7 @@ out:
 }
 
 int main(void) {
-    vkllm_set_log_callback(on_log, NULL);
+    vkllm_set_log_callback(th_log, NULL);
     static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
                                   "q4_K", "q5_K", "q6_K", "q4_K_M"};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
@@ -238,6 +230,6 @@ int main(void) {
         if (th_sanitized() && !scalar) continue; /* one type per block family there */
         run_type(types[t], scalar);
     }
-    CHECK_MSG(validation_logs == 0, "the validation layer reported %d message(s)", validation_logs);
+    CHECK_MSG(th_validation_messages() == 0, "the validation layer reported %d message(s)", th_validation_messages());
     return th_finish();
 }

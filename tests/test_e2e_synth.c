@@ -204,16 +204,8 @@ static void test_statuses(void) {
     remove(path);
 }
 
-static int validation_logs;
-
-static void on_log(vkllm_log_level level, const char *msg, void *user) {
-    (void)user;
-    if (strncmp(msg, "validation:", 11) == 0) validation_logs++;
-    if (level <= VKLLM_LOG_WARN) fprintf(stderr, "vkllm: %s\n", msg);
-}
-
 int main(void) {
-    vkllm_set_log_callback(on_log, NULL);
+    vkllm_set_log_callback(th_log, NULL);
     static const shape shapes[] = {
         /* name      dim  layers ffn  heads kv  vocab  tied */
         {"gqa2",     256, 2,     512, 4,    2,  512,   0},
@@ -228,6 +220,6 @@ int main(void) {
     run_model(&shapes[2], "f16");
     run_model(&shapes[2], "q8_0");
     test_statuses();
-    CHECK_MSG(validation_logs == 0, "the validation layer reported %d message(s)", validation_logs);
+    CHECK_MSG(th_validation_messages() == 0, "the validation layer reported %d message(s)", th_validation_messages());
     return th_finish();
 }
