@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "runtime/cpu/cpu_ops.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/wtype.h"
-#include "vk/util.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/format/wtype.h"
+#include "base/util.h"
 
 /* Decode matrices are cycled through copies totalling at least this, so they come from DRAM,
  * not the last-level cache. */

@@ -1,7 +1,7 @@
 /* Kernel benchmark for the weight-reading kernels, in the llm.c manner: for every weight type
  * and every variant (workgroup size, rows per workgroup, matmul tiles) it first checks the GPU
  * result against the CPU reference, then times it with GPU timestamps and prints the time, the
- * bandwidth and its share of a plain streaming read (stream_read.comp (runtime/kern_stream.c)) of the same bytes.
+ * bandwidth and its share of a plain streaming read (stream_read.comp (runtime/kern/kern_stream.c)) of the same bytes.
  *
  *   build/bench_matmul [--rows R] [--cols C] [--ntok N] [--reps K] [--type q4_0,q8_0] [--mv|--mm]
  *                      [--defines "A=1;B=2"] [--variant SUBSTRING] [--min] [--cpu-time]
@@ -12,12 +12,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/cpu_ref.h"
-#include "runtime/kern_matmul.h"
-#include "runtime/kern_stream.h"
-#include "runtime/tune.h"
-#include "runtime/wtype.h"
-#include "vk/util.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/kern/kern_matmul.h"
+#include "runtime/kern/kern_stream.h"
+#include "runtime/kern/tune.h"
+#include "runtime/format/wtype.h"
+#include "base/util.h"
 #include "vk/vk.h"
 
 #define BENCH_NMSE_MAX 1e-9
@@ -30,7 +30,7 @@
 static const uint32_t bench_types[] = {WTYPE_F32, WTYPE_F16, WTYPE_BF16, WTYPE_Q8_0, WTYPE_Q4_0, WTYPE_Q4_1,
                                        WTYPE_Q5_0, WTYPE_Q5_1, WTYPE_Q4_K, WTYPE_Q5_K, WTYPE_Q6_K};
 
-/* The variants are runtime/tune.c's table, the ones `vkllm tune` chooses from. */
+/* The variants are runtime/kern/tune.c's table, the ones `vkllm tune` chooses from. */
 
 typedef struct bench {
     vk_instance *inst;

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/gguf.h"
-#include "runtime/model.h"
-#include "runtime/tokenizer.h"
-#include "runtime/wtype.h"
+#include "runtime/format/gguf.h"
+#include "runtime/format/model.h"
+#include "runtime/text/tokenizer.h"
+#include "runtime/format/wtype.h"
 #include "vkllm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

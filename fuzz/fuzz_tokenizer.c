@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/gguf.h"
-#include "runtime/synth.h"
-#include "runtime/tokenizer.h"
+#include "runtime/format/gguf.h"
+#include "testkit/synth.h"
+#include "runtime/text/tokenizer.h"
 #include "vkllm.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -1,4 +1,4 @@
-/* libFuzzer target: the reader of kernel tuning profiles (runtime/tune.c), the JSON files the
+/* libFuzzer target: the reader of kernel tuning profiles (runtime/kern/tune.c), the JSON files the
  * library reads from the cache folder when it opens a device. Any input must be refused or
  * give choices that are variants of the table the device can run, for weight types the
  * kernels decode; a profile accepted once must read back the same after being written. */
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "fuzz/tune_device.h"
-#include "runtime/tune.h"
+#include "runtime/kern/tune.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

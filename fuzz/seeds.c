@@ -14,11 +14,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "runtime/gguf.h"
-#include "runtime/synth.h"
-#include "runtime/tune.h"
-#include "runtime/wtype.h"
-#include "vk/util.h"
+#include "runtime/format/gguf.h"
+#include "testkit/synth.h"
+#include "runtime/kern/tune.h"
+#include "runtime/format/wtype.h"
+#include "base/util.h"
 #include "vk/vk.h"
 #include "vkllm.h"
 #include "fuzz/tune_device.h"

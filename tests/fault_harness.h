@@ -9,14 +9,14 @@
 #include <string.h>
 
 #include "harness.h"
-#include "runtime/api_internal.h"
-#include "runtime/cpu_forward.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/gguf.h"
-#include "runtime/model.h"
-#include "runtime/synth.h"
+#include "runtime/api/api_internal.h"
+#include "testkit/cpu_forward.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/format/gguf.h"
+#include "runtime/format/model.h"
+#include "testkit/synth.h"
 #include "vk/fault.h"
-#include "vk/util.h"
+#include "base/util.h"
 #include "vkllm.h"
 
 #define FH_GEN 4    /* tokens generated */

@@ -4,7 +4,7 @@
 #define VKLLM_TEST_GPU_HARNESS_H
 
 #include "harness.h"
-#include "runtime/kernels.h"
+#include "runtime/kern/kernels.h"
 #include "vk/vk.h"
 
 typedef struct th_gpu {

@@ -3,9 +3,9 @@
 #ifndef VKLLM_TEST_SYNTH_FIXTURE_H
 #define VKLLM_TEST_SYNTH_FIXTURE_H
 
-#include "runtime/gguf.h"
-#include "runtime/model.h"
-#include "runtime/synth.h"
+#include "runtime/format/gguf.h"
+#include "runtime/format/model.h"
+#include "testkit/synth.h"
 
 typedef struct loaded {
     void *buf;            /* the GGUF bytes */

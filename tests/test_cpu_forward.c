@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "harness.h"
-#include "runtime/cpu_forward.h"
-#include "runtime/gguf.h"
-#include "runtime/model.h"
-#include "runtime/tokenizer.h"
-#include "runtime/wtype.h"
+#include "testkit/cpu_forward.h"
+#include "runtime/format/gguf.h"
+#include "runtime/format/model.h"
+#include "runtime/text/tokenizer.h"
+#include "runtime/format/wtype.h"
 
 #define DIR "stories260K/"
 

@@ -1,4 +1,4 @@
-/* The CPU path (runtime/cpu/) against the oracle (runtime/cpu_ref.h and wtype's reference
+/* The CPU path (runtime/cpu/) against the oracle (testkit/cpu_ref.h and wtype's reference
  * decoders): every op, every weight type, at ragged shapes, with every SIMD level this machine
  * runs forced in turn; the thread pool; and a variant dropping the last block or position,
  * which the same checks must catch. */
@@ -8,8 +8,8 @@
 
 #include "harness.h"
 #include "runtime/cpu/cpu_ops.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/wtype.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/format/wtype.h"
 
 /* fp32 sums against a double reference, as tests/test_kernels_matmul.c argues: 1e-15..1e-12,
  * up to ~1e-10 for a single output that nearly cancels; a wrong element, block or scale costs

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "harness.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/gguf.h"
-#include "runtime/wtype.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/format/gguf.h"
+#include "runtime/format/wtype.h"
 
 static int near(double a, double b, double tol) { return fabs(a - b) <= tol; }
 
@@ -173,7 +173,7 @@ static void test_matvec_f16(void) {
 }
 
 /* Hand-built Q8_0 and Q4_0 blocks (layout from the format table), two rows each, so the
- * row stride is exercised. Runs once the quantized codecs exist in runtime/wtype.c. */
+ * row stride is exercised. Runs once the quantized codecs exist in runtime/format/wtype.c. */
 static void test_matvec_quant(void) {
     float x[32];
     for (int j = 0; j < 32; j++) x[j] = (float)(j + 1) * (j % 3 == 0 ? -0.5f : 1.0f);

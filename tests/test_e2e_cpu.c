@@ -11,11 +11,11 @@
 #include <string.h>
 
 #include "harness.h"
-#include "runtime/cpu_forward.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/gguf.h"
-#include "runtime/model.h"
-#include "runtime/synth.h"
+#include "testkit/cpu_forward.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/format/gguf.h"
+#include "runtime/format/model.h"
+#include "testkit/synth.h"
 #include "vkllm.h"
 
 #define STEPS 24

@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 
 #include "harness.h"
-#include "runtime/gguf.h"
-#include "runtime/gguf_write.h"
-#include "runtime/wtype.h"
+#include "runtime/format/gguf.h"
+#include "testkit/gguf_write.h"
+#include "runtime/format/wtype.h"
 #include "vkllm.h"
 
 /* ------------------------------------------------------------ byte builder ---- */

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "gpu_harness.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/kern_attn.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/kern/kern_attn.h"
 
 /* RoPE: the angle is exact to fp32 rounding, so only output rounding remains (~1e-15);
  * a plain fp32 angle at position 32767 is off by ~1e-3 rad, NMSE ~1e-7. */
@@ -403,7 +403,7 @@ static void test_argmax(th_gpu *g) {
 /* ---------------------------------------------------------- recorded steps ---- */
 
 /* A decode step recorded once with the position in a buffer (kern_ctx.pos_buf) and replayed
- * at several positions, as runtime/gpu_forward.c does: RoPE of queries and keys in one
+ * at several positions, as runtime/forward/gpu_forward.c does: RoPE of queries and keys in one
  * dispatch, K and V written in one, attention over the whole-bound cache with the split
  * planned for the end of the span. Every replay is checked against the CPU reference:
  * rotated q and k, the cache rows (all others untouched), and the attention output. */

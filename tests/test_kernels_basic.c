@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "gpu_harness.h"
-#include "runtime/kern_matmul.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/wtype.h"
+#include "runtime/kern/kern_matmul.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/format/wtype.h"
 
 /* Exact ops (add, mul, conversion) differ from the reference only by rounding order: none.
  * Ops with exp/sqrt or reductions differ by float rounding: 1e-10 relative error energy. */

@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "gpu_harness.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/kern_matmul.h"
-#include "runtime/wtype.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/kern/kern_matmul.h"
+#include "runtime/format/wtype.h"
 
 /* fp32 accumulation over at most a few thousand products against a double reference leaves a
  * relative error energy of 1e-15..1e-12, up to ~3e-11 for a single output whose sum nearly

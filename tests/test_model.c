@@ -8,14 +8,14 @@
 
 #include "harness.h"
 #include "synth_fixture.h"
-#include "runtime/cpu_forward.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/gguf.h"
-#include "runtime/gguf_write.h"
-#include "runtime/model.h"
-#include "runtime/synth.h"
-#include "runtime/tokenizer.h"
-#include "runtime/wtype.h"
+#include "testkit/cpu_forward.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/format/gguf.h"
+#include "testkit/gguf_write.h"
+#include "runtime/format/model.h"
+#include "testkit/synth.h"
+#include "runtime/text/tokenizer.h"
+#include "runtime/format/wtype.h"
 #include "vkllm.h"
 
 static int has(const char *msg, const char *part) { return strstr(msg, part) != NULL; }

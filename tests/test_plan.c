@@ -11,12 +11,12 @@
 
 #include "harness.h"
 #include "synth_fixture.h"
-#include "runtime/gguf.h"
-#include "runtime/kern_attn.h"
-#include "runtime/model.h"
-#include "runtime/plan.h"
-#include "runtime/synth.h"
-#include "vk/util.h"
+#include "runtime/format/gguf.h"
+#include "runtime/kern/kern_attn.h"
+#include "runtime/format/model.h"
+#include "runtime/forward/plan.h"
+#include "testkit/synth.h"
+#include "base/util.h"
 #include "vk/vk.h"
 #include "vkllm.h"
 

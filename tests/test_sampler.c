@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "runtime/sampler.h"
+#include "runtime/text/sampler.h"
 
 static samp *make(float temp, int32_t top_k, float top_p, float min_p, float pen, int32_t last_n,
                   uint64_t seed, int32_t n_vocab) {

@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "harness.h"
-#include "runtime/api_internal.h"
-#include "runtime/synth.h"
-#include "vk/util.h"
+#include "runtime/api/api_internal.h"
+#include "testkit/synth.h"
+#include "base/util.h"
 #include "vk/vk.h"
 #include "vkllm.h"
 

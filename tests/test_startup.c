@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "runtime/synth.h"
+#include "testkit/synth.h"
 #include "vk/vk.h"
 #include "vkllm.h"
 

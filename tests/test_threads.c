@@ -20,7 +20,7 @@ static int on_cpu(void) {
     const char *d = getenv("VKLLM_DEVICE");
     return d && !strcmp(d, "cpu");
 }
-#include "runtime/synth.h"
+#include "testkit/synth.h"
 #include "vkllm.h"
 
 #define N_THREADS 2

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "harness.h"
-#include "runtime/gguf.h"
-#include "runtime/tokenizer.h"
-#include "vk/util.h"
+#include "runtime/format/gguf.h"
+#include "runtime/text/tokenizer.h"
+#include "base/util.h"
 
 #define SP "\xe2\x96\x81" /* U+2581 */
 

@@ -1,4 +1,4 @@
-/* Kernel tuning (runtime/tune.c): every variant of the table, the set the tuner chooses from,
+/* Kernel tuning (runtime/kern/tune.c): every variant of the table, the set the tuner chooses from,
  * matches the CPU reference at awkward shapes (for every weight type with VKLLM_TEST_FULL=1;
  * the tuner itself also checks each variant on the device before it may choose it); a profile written for the
  * device makes kern_matvec_default / kern_matmul_default return its choices (and the products
@@ -15,10 +15,10 @@
 #include <cjson/cJSON.h>
 
 #include "gpu_harness.h"
-#include "runtime/cpu_ref.h"
-#include "runtime/tune.h"
-#include "runtime/wtype.h"
-#include "vk/util.h"
+#include "testkit/cpu_ref.h"
+#include "runtime/kern/tune.h"
+#include "runtime/format/wtype.h"
+#include "base/util.h"
 
 #define NMSE_MAX 1e-9 /* as test_kernels_matmul.c */
 #define NMSE_IDOT 6e-5 /* integer dot products round x to 8 bits (test_kernels_matmul.c) */

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "gpu_harness.h"
-#include "runtime/kern_stream.h"
-#include "runtime/kernels.h"
+#include "runtime/kern/kern_stream.h"
+#include "runtime/kern/kernels.h"
 #include "vkllm.h"
 
 #define MiB (1024ull * 1024ull)

@@ -1,7 +1,7 @@
 /* Weight-type codecs: handcrafted blocks (built byte by byte from shared/FORMATS.md) decode
  * to hand-computed values, quantize->dequantize error stays within per-type bounds, the
  * f16/bf16 conversions match an independent nearest-value search, and the table lookups. */
-#include "runtime/wtype.h"
+#include "runtime/format/wtype.h"
 #include "tests/harness.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* vkllm-gen-model: writes a deterministic random-weight LLaMA GGUF (runtime/synth.h) for
+/* vkllm-gen-model: writes a deterministic random-weight LLaMA GGUF (testkit/synth.h) for
  * tests and benchmarks, then reopens it through the real loader and prints a one-line
  * summary to stderr. Defaults give the 542M-parameter Q4_0 benchmark model; --sparse gives a
  * full-size file of a model too big to write (a hole where the weights would be). */
@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/gguf.h"
-#include "runtime/model.h"
-#include "runtime/synth.h"
-#include "vk/util.h"
+#include "runtime/format/gguf.h"
+#include "runtime/format/model.h"
+#include "testkit/synth.h"
+#include "base/util.h"
 #include "vkllm.h"
 
 static void usage(FILE *to) {

@@ -9,7 +9,7 @@
 #include "vk/fault.h"
 #include "vk/internal.h"
 #include "vk/pipeline.h"
-#include "vk/util.h"
+#include "base/util.h"
 
 #define SETS_PER_POOL 256
 #define MAX_TIMESTAMPS 4096

@@ -8,7 +8,7 @@
 
 #include "vk/fault.h"
 #include "vk/internal.h"
-#include "vk/util.h"
+#include "base/util.h"
 
 #define DEFAULT_BLOCK_SIZE (256ull << 20)
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "vk/fault.h"
-#include "vk/util.h"
+#include "base/util.h"
 
 static atomic_uint_fast32_t g_kinds;  /* armed kinds (with VK_FAULT_STICKY) */
 static atomic_uint_fast64_t g_nth;    /* 0: nothing armed */
@@ -30,7 +30,10 @@ const char *vk_fault_kind_name(vk_fault_kind kind) {
     return i < VK_FAULT_KIND_COUNT ? names[i] : "?";
 }
 
+static int host_alloc_fails(void);
+
 void vk_fault_set(uint32_t kinds, uint64_t nth, VkResult result) {
+    vkl_set_alloc_fault_hook(host_alloc_fails);
     atomic_store(&g_nth, 0); /* disarmed while the counts restart */
     for (unsigned i = 0; i < VK_FAULT_KIND_COUNT; i++) atomic_store(&g_calls[i], 0);
     atomic_store(&g_seen, 0);
@@ -74,21 +77,11 @@ int vk_fault_hit(vk_fault_kind kind, VkResult *r) {
     return 1;
 }
 
-/* ---- host allocations ---- */
+/* ---- host allocations: base/util.c asks this hook, installed by the first vk_fault_set ---- */
 
-void *vkl_malloc(size_t size) {
+static int host_alloc_fails(void) {
     VkResult r;
-    return vk_fault_hit(VK_FAULT_HOST_ALLOC, &r) ? NULL : malloc(size);
-}
-
-void *vkl_calloc(size_t n, size_t size) {
-    VkResult r;
-    return vk_fault_hit(VK_FAULT_HOST_ALLOC, &r) ? NULL : calloc(n, size);
-}
-
-void *vkl_realloc(void *p, size_t size) {
-    VkResult r;
-    return vk_fault_hit(VK_FAULT_HOST_ALLOC, &r) ? NULL : realloc(p, size);
+    return vk_fault_hit(VK_FAULT_HOST_ALLOC, &r);
 }
 
 /* ---- Vulkan calls ---- */

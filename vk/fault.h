@@ -1,7 +1,7 @@
 /* Injected failures for tests, and library-wide counts of live Vulkan objects.
  *
  * vk_fault_set makes the Nth call of chosen kinds fail the way the real call would: the
- * library's host allocations (vkl_malloc/vkl_calloc/vkl_realloc of vk/util.h return NULL),
+ * library's host allocations (vkl_malloc/vkl_calloc/vkl_realloc of base/util.h return NULL),
  * vkAllocateMemory, vkQueueSubmit, vkWaitForFences, vkCreateComputePipelines or vkCreateBuffer.
  * The Vulkan kinds
  * are caught where every call passes: volk's function pointers, wrapped once when Vulkan is

@@ -7,7 +7,7 @@
 
 #include "vk/fault.h"
 #include "vk/internal.h"
-#include "vk/util.h"
+#include "base/util.h"
 
 /* volk's function pointers are process-wide globals: they are loaded once, by the first
  * instance, and never written again, so that threads creating instances do not race with

@@ -9,7 +9,7 @@
 
 #include "vk/fault.h"
 #include "vk/internal.h"
-#include "vk/util.h"
+#include "base/util.h"
 
 static const VkBufferUsageFlags BUF_USAGE = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                             VK_BUFFER_USAGE_TRANSFER_SRC_BIT |

@@ -11,7 +11,7 @@
 #include "vk/fault.h"
 #include "vk/internal.h"
 #include "vk/pipeline.h"
-#include "vk/util.h"
+#include "base/util.h"
 
 #define PCACHE_MAGIC 0x4850504bu /* "KPPH" */
 

@@ -17,7 +17,7 @@
 
 #include "vk/internal.h"
 #include "vk/shader_sources.h"
-#include "vk/util.h"
+#include "base/util.h"
 #include "vk/vk.h"
 
 #define SPV_MAGIC 0x56535056u /* "VPSV" */

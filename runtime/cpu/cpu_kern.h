@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "runtime/cpu/cpu_ops.h"
-#include "runtime/wtype.h"
+#include "runtime/format/wtype.h"
 
 /* 32 activations for the Q4_0..Q8_0 family: x[j] ~ d * qs[j] with d = amax / 127, and
  * s = d * sum(qs), which the offset (Q4_0, Q5_0) and min (Q4_1, Q5_1) terms need. */

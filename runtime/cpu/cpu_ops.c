@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "runtime/cpu/cpu_kern.h"
-#include "vk/util.h"
+#include "base/util.h"
 
 cpu_act cpu_act_of(uint32_t type) {
     switch (type) {

@@ -1,6 +1,6 @@
 /* The native CPU compute path: a small thread pool that also carries the SIMD level, and the
  * ops of a LLaMA forward pass on host arrays, with weights read in place from the mmap'd GGUF
- * (ggml layout). Not the oracle: runtime/cpu_ref.c stays the plain-C reference these match. */
+ * (ggml layout). Not the oracle: testkit/cpu_ref.c stays the plain-C reference these match. */
 #ifndef VKLLM_CPU_OPS_H
 #define VKLLM_CPU_OPS_H
 

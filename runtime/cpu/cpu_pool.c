@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "runtime/cpu/cpu_kern.h"
-#include "vk/util.h"
+#include "base/util.h"
 
 /* Spins of a waiting worker before it sleeps (~tens of microseconds). */
 #define CPU_POOL_SPIN 20000
