@@ -1,7 +1,9 @@
 /* vkllm public C API: run LLaMA-family GGUF models on Vulkan GPUs.
  *
  * Every function that can fail returns a vkllm_status; vkllm_last_error() then holds a
- * sentence saying what failed (thread-local). The library never prints to stdout and never
+ * sentence saying what failed (thread-local). A NULL where an object or an output is required
+ * gives VKLLM_ERR_INVALID_ARG; functions without a status take NULL as "nothing" (the _free
+ * and _init functions do nothing, queries answer -1, 0 or NULL as their comments say). The library never prints to stdout and never
  * exits the process; logs go to stderr or to a callback set with vkllm_set_log_callback().
  *
  * Threads. Any function may be called from any thread, under these rules:
@@ -38,7 +40,19 @@
 extern "C" {
 #endif
 
-#if defined(_WIN32)
+/* The library's version; vkllm_version() returns the same numbers as "MAJOR.MINOR.PATCH".
+ * The CMake project version is read from these lines. */
+#define VKLLM_VERSION_MAJOR 0
+#define VKLLM_VERSION_MINOR 2
+#define VKLLM_VERSION_PATCH 0
+/* The ABI version: the shared library's SONAME is libvkllm.so.VKLLM_ABI_VERSION. */
+#define VKLLM_ABI_VERSION 1
+
+/* Consumers of the static library define VKLLM_STATIC (pkg-config --static and the CMake
+ * target vkllm::vkllm_static do it), so that Windows builds do not expect a DLL import. */
+#if defined(_WIN32) && defined(VKLLM_STATIC)
+#define VKLLM_API
+#elif defined(_WIN32)
 #if defined(VKLLM_BUILDING)
 #define VKLLM_API __declspec(dllexport)
 #else
@@ -89,7 +103,16 @@ VKLLM_API void vkllm_set_log_level(vkllm_log_level level);
  * delivered one at a time. */
 VKLLM_API void vkllm_set_log_callback(vkllm_log_fn fn, void *user);
 
+/* "MAJOR.MINOR.PATCH" of the library actually loaded (compare with VKLLM_VERSION_* to detect
+ * a header/library mismatch). */
 VKLLM_API const char *vkllm_version(void);
+
+/* The folder for compiled shaders, the driver's pipeline cache and tuning profiles: path, or
+ * NULL for the default ($VKLLM_CACHE_DIR, else $XDG_CACHE_HOME/vkllm, else ~/.cache/vkllm),
+ * or "" for no cache at all. The folder is created when missing. Call it before the first
+ * model load or plan: once a cache is in use it is fixed for the process, and a different
+ * setting fails with VKLLM_ERR_INVALID_ARG. */
+VKLLM_API vkllm_status vkllm_set_cache_dir(const char *path);
 
 /* ---------------------------------------------------------------- devices ---- */
 
@@ -161,9 +184,13 @@ typedef struct vkllm_device_info {
 VKLLM_API vkllm_status vkllm_list_devices(vkllm_device_info **out, uint32_t *count);
 /* The index vkllm picks when none is given: a discrete, integrated or virtual GPU in that
  * order; else the native CPU path when the list has it (rather than a software Vulkan driver
- * such as lavapipe); else a Vulkan CPU device. The environment variable VKLLM_DEVICE (a
- * --device list such as "0" or "0,cpu") overrides it for models loaded without devices. */
+ * such as lavapipe); else a Vulkan CPU device. VKLLM_DEVICE_CPU_INDEX for an empty list. */
 VKLLM_API uint32_t vkllm_default_device(const vkllm_device_info *devices, uint32_t count);
+/* The index of the device whose device_uuid is uuid (VKLLM_ERR_NO_DEVICE when none is).
+ * A UUID survives reboots, driver updates and cards being added, where an index may not: an
+ * application stores the UUID and resolves it once per process. The CPU path's UUID is fixed
+ * ("vkllm cpu path" in ASCII, zero-padded). */
+VKLLM_API vkllm_status vkllm_device_index_by_uuid(const uint8_t uuid[16], uint32_t *index);
 VKLLM_API const char *vkllm_device_type_string(vkllm_device_type type);
 VKLLM_API void vkllm_free(void *p);
 
@@ -187,16 +214,25 @@ typedef enum vkllm_kv_type {
  * vkllm_plan_model says where everything goes before anything is loaded. */
 #define VKLLM_MAX_DEVICES 16
 
+/* Parameter structs can grow without breaking the ABI: their first member `size` is set by
+ * their _init function to the sizeof the caller was compiled with, and the library reads only
+ * the members that size covers (the rest keep their defaults). A struct never given to its
+ * _init (size 0) is refused with VKLLM_ERR_INVALID_ARG. Structs embedded in another one
+ * (context_params in model_params, sampling_params in generate_params) keep a fixed size:
+ * they grow into their reserved space. */
 typedef struct vkllm_context_params {
+    uint32_t size;    /* sizeof(vkllm_context_params), set by vkllm_context_params_init */
     uint32_t n_ctx;   /* positions in the KV cache; 0 = min(training context, 4096) */
     uint32_t n_batch; /* prompt tokens per forward chunk; 0 = 512 */
     vkllm_kv_type kv_type;
+    uint32_t reserved[12]; /* zero */
 } vkllm_context_params;
 VKLLM_API void vkllm_context_params_init(vkllm_context_params *p);
 
 typedef struct vkllm_plan vkllm_plan;
 
 typedef struct vkllm_model_params {
+    uint32_t size; /* sizeof(vkllm_model_params), set by vkllm_model_params_init */
     /* Device indices (vkllm_list_devices order; VKLLM_DEVICE_CPU_INDEX for the native CPU
      * path); n_devices 0 picks the default device (vkllm_default_device). The same index twice
      * opens that device twice, each opening acting as its own card with its own budget. */
@@ -265,7 +301,7 @@ typedef struct vkllm_model_info {
     uint32_t n_devices;   /* device openings the model is split over */
     double load_ms;       /* wall time of vkllm_model_load */
 } vkllm_model_info;
-VKLLM_API void vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *out);
+VKLLM_API vkllm_status vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *out);
 /* The placement the model was loaded with (valid while the model lives). */
 VKLLM_API const vkllm_plan *vkllm_model_get_plan(const vkllm_model *model);
 
@@ -327,7 +363,7 @@ typedef struct vkllm_plan_layer {
     int32_t where[VKLLM_TENSOR_COUNT];  /* device position, or VKLLM_PLAN_HOST */
 } vkllm_plan_layer;
 
-VKLLM_API void vkllm_plan_get_summary(const vkllm_plan *plan, vkllm_plan_summary *out);
+VKLLM_API vkllm_status vkllm_plan_get_summary(const vkllm_plan *plan, vkllm_plan_summary *out);
 /* i < n_devices; VKLLM_ERR_INVALID_ARG otherwise. */
 VKLLM_API vkllm_status vkllm_plan_get_device(const vkllm_plan *plan, uint32_t i, vkllm_plan_device *out);
 VKLLM_API vkllm_status vkllm_plan_get_layer(const vkllm_plan *plan, uint32_t layer, vkllm_plan_layer *out);
@@ -446,9 +482,24 @@ typedef struct vkllm_step_stats {
 VKLLM_API vkllm_status vkllm_context_get_step_stats(const vkllm_context *ctx, vkllm_step_stats *out);
 VKLLM_API void vkllm_context_reset_step_stats(vkllm_context *ctx);
 
+/* Asked between prompt chunks and between the submissions of a chunk's layers (and before
+ * every generated token): nonzero stops the evaluation. Runs on the evaluating thread; it may
+ * read a flag another thread sets (a Stop button). */
+typedef int (*vkllm_abort_fn)(void *user);
+/* Prompt progress: `done` of `total` tokens of the current vkllm_eval (or of vkllm_generate's
+ * prompt) evaluated, after each chunk. Runs on the evaluating thread. */
+typedef void (*vkllm_eval_progress_fn)(uint32_t done, uint32_t total, void *user);
+/* Installs the context's abort and progress callbacks (NULL: none), used by vkllm_eval and
+ * vkllm_generate until changed. */
+VKLLM_API vkllm_status vkllm_context_set_abort_callback(vkllm_context *ctx, vkllm_abort_fn fn, void *user);
+VKLLM_API vkllm_status vkllm_context_set_progress_callback(vkllm_context *ctx, vkllm_eval_progress_fn fn,
+                                                           void *user);
+
 /* Runs tokens through the model at the next positions (prompt chunks are processed as
  * matrix products, n_batch at a time) and keeps the logits of the last one.
- * VKLLM_ERR_CONTEXT_FULL if the tokens do not fit; nothing is evaluated then. */
+ * VKLLM_ERR_CONTEXT_FULL if the tokens do not fit; nothing is evaluated then.
+ * VKLLM_ERR_CANCELLED when the abort callback stopped it: the chunks evaluated before stay in
+ * the context (vkllm_context_pos says how many tokens), the logits are not valid. */
 VKLLM_API vkllm_status vkllm_eval(vkllm_context *ctx, const int32_t *tokens, uint32_t n);
 /* The logits (n_vocab floats) of the last evaluated token; valid until the next eval. */
 VKLLM_API const float *vkllm_get_logits(const vkllm_context *ctx);
@@ -456,6 +507,7 @@ VKLLM_API const float *vkllm_get_logits(const vkllm_context *ctx);
 /* -------------------------------------------------------------- generation ---- */
 
 typedef struct vkllm_sampling_params {
+    uint32_t size;         /* sizeof(vkllm_sampling_params), set by vkllm_sampling_params_init */
     float temp;            /* <= 0: greedy */
     int32_t top_k;         /* <= 0: off */
     float top_p;           /* >= 1: off */
@@ -463,6 +515,7 @@ typedef struct vkllm_sampling_params {
     float repeat_penalty;  /* 1: off */
     int32_t repeat_last_n; /* tokens the penalty looks back on */
     uint64_t seed;
+    uint32_t reserved[12]; /* zero */
 } vkllm_sampling_params;
 /* llama.cpp's defaults: temp 0.8, top-k 40, top-p 0.95, min-p 0.05, repeat penalty 1.0
  * (off) over the last 64 tokens, seed 0xFFFFFFFF... replaced by a time-based seed. */
@@ -473,6 +526,7 @@ VKLLM_API void vkllm_sampling_params_init(vkllm_sampling_params *p);
 typedef int (*vkllm_text_fn)(const char *text, size_t len, int32_t token, void *user);
 
 typedef struct vkllm_generate_params {
+    size_t size;                  /* sizeof(vkllm_generate_params), set by vkllm_generate_params_init */
     const char *prompt;           /* text, tokenized with BOS per add_bos */
     const int32_t *prompt_tokens; /* or ready-made ids (used when non-NULL) */
     size_t n_prompt_tokens;
@@ -492,12 +546,12 @@ typedef enum vkllm_stop_reason {
     VKLLM_STOP_EOS,       /* the model produced EOS (or BOS, as llama2.c stops) */
     VKLLM_STOP_N_PREDICT, /* n_predict tokens were generated */
     VKLLM_STOP_STRING,    /* a stop string appeared */
-    VKLLM_STOP_CALLBACK,  /* on_text returned nonzero */
+    VKLLM_STOP_CALLBACK,  /* on_text returned nonzero, or the abort callback asked to stop
+                             after the prompt */
     VKLLM_STOP_CONTEXT,   /* the context filled up */
 } vkllm_stop_reason;
 
 typedef struct vkllm_timings {
-    double load_ms;       /* model load (filled by callers that know it; 0 here) */
     uint32_t n_prompt;    /* prompt tokens evaluated */
     double prompt_ms;
     uint32_t n_gen;       /* tokens generated */
@@ -506,9 +560,10 @@ typedef struct vkllm_timings {
 } vkllm_timings;
 
 /* Evaluates the prompt at the context's current position, then samples and streams text
- * until EOS, n_predict, a stop string, the callback, or a full context (the last two are not
+ * until EOS, n_predict, a stop string, a callback, or a full context (the last two are not
  * errors: see timings->stop). Returns VKLLM_ERR_CONTEXT_FULL only if the prompt itself does
- * not fit. */
+ * not fit, and VKLLM_ERR_CANCELLED when the context's abort callback stopped the prompt
+ * (see vkllm_eval); the model load time is vkllm_model_info.load_ms. timings may be NULL. */
 VKLLM_API vkllm_status vkllm_generate(vkllm_context *ctx, const vkllm_generate_params *p,
                                       vkllm_timings *timings);
 

@@ -115,7 +115,7 @@ static inline void fh_context_params(vkllm_context_params *cp) {
 
 static inline vkllm_status fh_load(const fh_model *mf, vkllm_model **m) {
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     fh_context_params(&mp.ctx); /* the planned context is the one the tests create */
     return vkllm_model_load(mf->path, &mp, m);
 }

@@ -43,6 +43,17 @@ int th_sanitized(void) {
 #endif
 }
 
+void th_model_params_init(vkllm_model_params *p) {
+    vkllm_model_params_init(p);
+    const char *env = getenv("VKLLM_DEVICE");
+    for (const char *q = env ? env : ""; *q && p->n_devices < VKLLM_MAX_DEVICES;) {
+        size_t len = strcspn(q, ",");
+        p->devices[p->n_devices++] = !strncmp(q, "cpu", len) && len == 3 ? VKLLM_DEVICE_CPU_INDEX
+                                                                        : (uint32_t)strtoul(q, NULL, 10);
+        q += len + (q[len] == ',');
+    }
+}
+
 int th_finish(void) {
     printf("%d passed, %d failed\n", th_checks - th_failures, th_failures);
     return th_failures ? 1 : 0;

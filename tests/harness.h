@@ -71,6 +71,10 @@ int th_validation_messages(void);
  * repeat the same code paths over more weight types or configurations may run a subset there
  * (the plain build runs them all). */
 int th_sanitized(void);
+/* vkllm_model_params_init, then the devices of $VKLLM_DEVICE (a list such as 0, cpu or 0,cpu):
+ * the library reads no device list from the environment, so the tests that name no device
+ * test the one their ctest entry names. */
+void th_model_params_init(vkllm_model_params *p);
 
 /* Runs `$VKLLM_BIN_DIR/<args>` through the shell with extra environment assignments `env`
  * (may be ""), capturing stdout (malloc'd, NUL-terminated) and the exit status. */

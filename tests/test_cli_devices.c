@@ -44,6 +44,21 @@ int main(void) {
         CHECK(cJSON_IsString(idx) && !strcmp(idx->valuestring, "cpu"));
         CHECK(cJSON_IsString(def) && !strcmp(def->valuestring, "cpu"));
         CHECK(cJSON_GetObjectItem(last, "memory")->valuedouble > 0);
+        /* --device takes the UUID it prints: a known one gets past the options (to the missing
+         * model file), an unknown one is named in the error. */
+        cJSON *uuid = cJSON_GetObjectItem(d0, "uuid");
+        CHECK(cJSON_IsString(uuid) && strlen(uuid->valuestring) == 36);
+        if (cJSON_IsString(uuid)) {
+            char args[256];
+            snprintf(args, sizeof args, "vkllm plan -m /nonexistent.gguf --device %s,cpu 2>&1", uuid->valuestring);
+            char *o = th_run_cli("", args, &rc);
+            CHECK_MSG(rc != 0 && o && strstr(o, "nonexistent.gguf") && !strstr(o, "UUID"), "got:\n%s", o ? o : "");
+            free(o);
+            o = th_run_cli("", "vkllm plan -m /nonexistent.gguf --device eeeeeeee-eeee-eeee-eeee-eeeeeeeeeeee 2>&1",
+                           &rc);
+            CHECK_MSG(rc == 2 && o && strstr(o, "no device has the UUID eeee"), "got:\n%s", o ? o : "");
+            free(o);
+        }
         cJSON_Delete(root);
     }
     free(json);

@@ -66,7 +66,7 @@ static void run_config(const char *path, const char *type, const config *cf, con
         setenv(env, eq + 1, 1);
     }
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     mp.validation = 1;
     mp.n_devices = cf->n_devices;
     mp.n_threads = 2;

@@ -78,7 +78,7 @@ static void run_model(const shape *sh, const char *type) {
     vkllm_model *m = NULL;
     vkllm_context *ctx = NULL;
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     mp.validation = 1;
     CHECK_OK(vkllm_model_load(path, &mp, &m));
     vkllm_context_params cp;
@@ -154,7 +154,9 @@ static void test_statuses(void) {
     o.type = "f32";
     CHECK_OK(synth_write_file(&o, path));
     vkllm_model *m = NULL;
-    CHECK_OK(vkllm_model_load(path, NULL, &m));
+    vkllm_model_params mp;
+    th_model_params_init(&mp);
+    CHECK_OK(vkllm_model_load(path, &mp, &m));
     if (!m) return;
     vkllm_context_params cp;
     vkllm_context_params_init(&cp);

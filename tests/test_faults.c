@@ -190,7 +190,7 @@ static void walk_cold(const fh_model *mf, uint32_t kind, VkResult r) {
 static void test_device_lost(const fh_model *mf, vkllm_model *b, vkllm_context *cb, uint32_t kind, uint64_t nth,
                              uint32_t n_devices) {
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     fh_context_params(&mp.ctx);
     mp.n_devices = n_devices;
     for (uint32_t i = 0; i < n_devices; i++) mp.devices[i] = 0; /* openings of one device */

@@ -75,7 +75,7 @@ static void test_cancel(const fh_model *mf) {
     for (int i = 0; i < 3; i++) {
         cancel_at c = {at[i], 0};
         vkllm_model_params mp;
-        vkllm_model_params_init(&mp);
+        th_model_params_init(&mp);
         mp.progress = on_progress;
         mp.progress_user = &c;
         vkllm_model *m = NULL;

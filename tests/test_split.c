@@ -56,7 +56,7 @@ static void check_exact(const vkllm_model *m, const char *what) {
 
 static int run(const char *path, const config *cf, const uint64_t *budgets, run_result *out, vkllm_plan_summary *sum_out) {
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     mp.validation = 1;
     mp.n_devices = cf->n_devices;
     for (uint32_t d = 0; d < cf->n_devices; d++) {
@@ -112,7 +112,7 @@ static void compare(const char *model, const config *cf, const run_result *ref, 
 /* The bytes the one-device plan puts on its device, from the public plan. */
 static uint64_t one_device_use(const char *path, uint32_t n_batch, uint64_t *ffn_bytes) {
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     mp.ctx.n_ctx = N_CTX;
     mp.ctx.n_batch = n_batch;
     vkllm_plan *pl = NULL;
@@ -212,7 +212,7 @@ static void test_early_failure(void) {
     CHECK_OK(synth_write_file(&o, path));
     int calls = 0;
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     mp.validation = 1;
     mp.n_devices = 1;
     mp.device_mem[0] = 256 << 10; /* less than one layer and the context's buffers */
@@ -257,7 +257,7 @@ static void test_early_failure(void) {
 
     /* A plan made for another device list is refused before loading. */
     vkllm_plan *pl = NULL;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     mp.ctx.n_ctx = N_CTX;
     mp.n_devices = 2;
     CHECK_OK(vkllm_plan_model(path, &mp, NULL, &pl));
@@ -316,7 +316,7 @@ static void test_replan(void) {
     }
     /* A plan given by the caller is obeyed or refused, never silently changed. */
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     mp.ctx.n_ctx = N_CTX;
     mp.ctx.n_batch = 8;
     vkllm_plan *pl = NULL;
@@ -362,7 +362,7 @@ static void test_stories(void) {
     char *expected = th_read_file(exp_path, NULL);
     for (int mode = 0; mode < 2; mode++) {
         vkllm_model_params mp;
-        vkllm_model_params_init(&mp);
+        th_model_params_init(&mp);
         mp.validation = 1;
         if (mode == 0) {
             mp.n_devices = 2; /* two openings of device 0 */

@@ -85,7 +85,7 @@ static void run(const char *path, uint32_t n_devices, int lazy, int fresh_cache,
     if (lazy) setenv("VKLLM_LAZY_PIPELINES", "1", 1);
     else unsetenv("VKLLM_LAZY_PIPELINES");
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     mp.validation = 1;
     mp.n_devices = n_devices;
     for (uint32_t d = 0; d < n_devices; d++) mp.devices[d] = 0;

@@ -122,7 +122,7 @@ static void run_context(vkllm_context *ctx, uint32_t n_vocab, const int32_t *pro
 
 static vkllm_status load(const model_file *mf, int profile, vkllm_model **m) {
     vkllm_model_params mp;
-    vkllm_model_params_init(&mp);
+    th_model_params_init(&mp);
     mp.ctx.n_ctx = N_CTX;
     mp.profile = profile;
     return vkllm_model_load(mf->path, &mp, m);

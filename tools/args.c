@@ -123,10 +123,35 @@ int each_item(const char *opt, const char *s, uint32_t *n, int (*fn)(const char 
     }
 }
 
+/* A device UUID as `vkllm devices` prints it: 32 hex digits, dashes anywhere allowed. */
+static int parse_uuid(const char *s, uint8_t uuid[16]) {
+    int n = 0;
+    for (; *s; s++) {
+        if (*s == '-') continue;
+        int d = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10
+              : *s >= 'A' && *s <= 'F' ? *s - 'A' + 10 : -1;
+        if (d < 0 || n == 32) return 0;
+        if (n % 2 == 0) uuid[n / 2] = (uint8_t)(d << 4);
+        else uuid[n / 2] |= (uint8_t)d;
+        n++;
+    }
+    return n == 32;
+}
+
 static int device_item(const char *opt, const char *item, uint32_t i, void *user) {
     long long v;
+    uint8_t uuid[16];
     if (!strcmp(item, "cpu")) {
         ((vkllm_model_params *)user)->devices[i] = VKLLM_DEVICE_CPU_INDEX;
+        return 1;
+    }
+    if (strlen(item) >= 32 && parse_uuid(item, uuid)) {
+        uint32_t idx;
+        if (vkllm_device_index_by_uuid(uuid, &idx) != VKLLM_OK) {
+            fprintf(stderr, "vkllm: %s: %s\n", opt, vkllm_last_error());
+            return 0;
+        }
+        ((vkllm_model_params *)user)->devices[i] = idx;
         return 1;
     }
     if (!parse_int(opt, item, 0, 1 << 20, &v)) return 0;
@@ -151,7 +176,9 @@ static int split_item(const char *opt, const char *item, uint32_t i, void *user)
 
 const char placement_usage[] =
     "  --device LIST           device indices, e.g. 0, 0,1 (the same index twice = two cards), cpu\n"
-    "                          (the native CPU path) or 0,cpu (host layers computed by the CPU)\n"
+    "                          (the native CPU path) or 0,cpu (host layers computed by the CPU);\n"
+    "                          a UUID of vkllm devices instead of an index; default: $VKLLM_DEVICE,\n"
+    "                          else the first GPU, else the CPU path\n"
     "  -t, --threads N         threads of the CPU path (default: physical cores)\n"
     "  --device-mem LIST       per-device memory budgets, e.g. 512M,512M (default: heap less a reserve)\n"
     "  --host-mem SIZE         host memory for tensors kept in RAM (default: MemAvailable)\n"
@@ -196,4 +223,13 @@ int placement_option(int argc, char **argv, int *i, vkllm_model_params *mp) {
         return 1;
     }
     return 0;
+}
+
+int placement_finish(vkllm_model_params *mp) {
+    const char *env = getenv("VKLLM_DEVICE");
+    uint32_t n;
+    if (mp->n_devices || !env || !*env) return 1;
+    if (!each_item("VKLLM_DEVICE", env, &n, device_item, mp)) return 0;
+    mp->n_devices = n;
+    return 1;
 }

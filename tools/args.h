@@ -24,6 +24,9 @@ struct vkllm_model_params;
  * --main-device/-mg I. Returns 1 when argv[*i] was one (and advances *i), 0 when not, -1
  * after printing an error. */
 int placement_option(int argc, char **argv, int *i, struct vkllm_model_params *mp);
+/* After the options: no --device given, the list in $VKLLM_DEVICE (as --device takes it).
+ * Returns 0 after printing an error. */
+int placement_finish(struct vkllm_model_params *mp);
 /* The lines of usage text describing placement_option's flags. */
 extern const char placement_usage[];
 

@@ -546,6 +546,7 @@ int cmd_bench(int argc, char **argv) {
         else { fprintf(stderr, "vkllm bench: unknown option %s\n", argv[i]); usage(stderr); return 2; }
 #undef OPT
     }
+    if (!placement_finish(&mp)) return 2;
     if (!n_models) {
         fprintf(stderr, "vkllm bench: -m FILE is required\n");
         usage(stderr);

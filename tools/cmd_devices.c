@@ -24,14 +24,25 @@ static void subgroup_ops_string(uint32_t ops, char *buf, size_t cap) {
     }
 }
 
+/* The device UUID as 8-4-4-4-12 hex digits, what --device also takes. */
+static const char *uuid_text(const uint8_t u[16], char buf[40]) {
+    char *p = buf;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+        p += snprintf(p, 3, "%02x", u[i]);
+    }
+    return buf;
+}
+
 static void print_text(const vkllm_device_info *d, uint32_t n, uint32_t def) {
     for (uint32_t i = 0; i < n; i++) {
         const vkllm_device_info *x = &d[i];
-        char a[32], b[32], c[32], ops[160];
+        char a[32], b[32], c[32], ops[160], uuid[40];
         if (x->index == VKLLM_DEVICE_CPU_INDEX) {
             fmt_size(a, sizeof a, x->heaps[0].size);
             printf("Device cpu%s: %s\n", x->index == def ? " (default)" : "", x->name);
             printf("  type              cpu, %s\n", x->driver_name);
+            printf("  uuid              %s\n", uuid_text(x->device_uuid, uuid));
             printf("  kernels           %s; -t N sets the threads\n", x->driver_info);
             printf("  memory            %s of RAM; weights are read in place from the mapped file\n", a);
             if (i + 1 < n) printf("\n");
@@ -42,6 +53,7 @@ static void print_text(const vkllm_device_info *d, uint32_t n, uint32_t def) {
                vkllm_device_type_string(x->type), x->vendor, x->vendor_id, x->device_id);
         printf("  driver            %s %s, Vulkan %u.%u.%u\n", x->driver_name, x->driver_info,
                x->api_version >> 22, (x->api_version >> 12) & 0x3ff, x->api_version & 0xfff);
+        printf("  uuid              %s\n", uuid_text(x->device_uuid, uuid));
         for (uint32_t h = 0; h < x->heap_count; h++) {
             fmt_size(a, sizeof a, x->heaps[h].size);
             printf("  heap %u            %s%s%s", h, a, x->heaps[h].device_local ? ", device-local" : "",
@@ -92,11 +104,12 @@ static int print_json(const vkllm_device_info *d, uint32_t n, uint32_t def) {
     for (uint32_t i = 0; i < n; i++) {
         const vkllm_device_info *x = &d[i];
         cJSON *o = cJSON_CreateObject();
-        char ver[32], ops[160];
+        char ver[32], ops[160], uuid[40];
         if (x->index == VKLLM_DEVICE_CPU_INDEX) {
             cJSON_AddStringToObject(o, "index", "cpu");
             cJSON_AddStringToObject(o, "name", x->name);
             cJSON_AddStringToObject(o, "type", "cpu");
+            cJSON_AddStringToObject(o, "uuid", uuid_text(x->device_uuid, uuid));
             cJSON_AddStringToObject(o, "driver_name", x->driver_name);
             cJSON_AddStringToObject(o, "driver_info", x->driver_info);
             cJSON_AddNumberToObject(o, "memory", (double)x->heaps[0].size);
@@ -106,6 +119,7 @@ static int print_json(const vkllm_device_info *d, uint32_t n, uint32_t def) {
         cJSON_AddNumberToObject(o, "index", x->index);
         cJSON_AddStringToObject(o, "name", x->name);
         cJSON_AddStringToObject(o, "type", vkllm_device_type_string(x->type));
+        cJSON_AddStringToObject(o, "uuid", uuid_text(x->device_uuid, uuid));
         cJSON_AddStringToObject(o, "vendor", x->vendor);
         cJSON_AddNumberToObject(o, "vendor_id", x->vendor_id);
         cJSON_AddNumberToObject(o, "device_id", x->device_id);

@@ -410,6 +410,7 @@ int cmd_plan(int argc, char **argv) {
         else { fprintf(stderr, "vkllm plan: unknown option %s\n", argv[i]); usage(); return 2; }
 #undef OPT
     }
+    if (!placement_finish(&mp)) return 2;
     if (!model) {
         fprintf(stderr, "vkllm plan: -m FILE is required\n");
         usage();

@@ -157,6 +157,7 @@ int cmd_run(int argc, char **argv) {
         else { fprintf(stderr, "vkllm run: unknown option %s\n", argv[i]); usage(); return 2; }
 #undef OPT
     }
+    if (!placement_finish(&mp)) return 2;
     if (!model) {
         fprintf(stderr, "vkllm run: -m FILE is required\n");
         usage();

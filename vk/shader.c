@@ -51,9 +51,37 @@ static int mkdir_p(const char *path) {
     return 0;
 }
 
+/* vkllm_set_cache_dir's choice, taken by init_once; g_cache_chosen 0: the environment's. */
+static char g_cache_choice[1024];
+static int g_cache_chosen, g_cache_inited;
+
+vkllm_status vk_set_cache_dir(const char *path) {
+    if (path && strlen(path) >= sizeof g_cache_choice)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "cache folder path of %zu bytes; at most %zu", strlen(path),
+                       sizeof g_cache_choice - 1);
+    pthread_mutex_lock(&g_lock);
+    vkllm_status st = VKLLM_OK;
+    if (g_cache_inited) {
+        /* Fixed once in use; the same choice again is no change. */
+        const char *now = g_cache_enabled ? g_cache_dir : "";
+        if (path ? strcmp(path, now) != 0 : g_cache_chosen)
+            st = vkl_err(VKLLM_ERR_INVALID_ARG, "the cache folder is already in use (%s): set it before the first "
+                         "model load", g_cache_enabled ? g_cache_dir : "no cache");
+    } else {
+        g_cache_chosen = path != NULL;
+        snprintf(g_cache_choice, sizeof g_cache_choice, "%s", path ? path : "");
+    }
+    pthread_mutex_unlock(&g_lock);
+    return st;
+}
+
 static void init_once(void) {
     glslang_initialize_process();
-    const char *env = getenv("VKLLM_CACHE_DIR");
+    pthread_mutex_lock(&g_lock);
+    g_cache_inited = 1;
+    int chosen = g_cache_chosen;
+    pthread_mutex_unlock(&g_lock);
+    const char *env = chosen ? g_cache_choice : getenv("VKLLM_CACHE_DIR");
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
     if (env) snprintf(g_cache_dir, sizeof g_cache_dir, "%s", env);

@@ -170,6 +170,9 @@ void vk_shader_get_stats(vk_shader_stats *out);
 /* The cache directory in use ($VKLLM_CACHE_DIR, $XDG_CACHE_HOME/vkllm, ~/.cache/vkllm);
  * NULL when caching is disabled (VKLLM_CACHE_DIR="" or no home). */
 const char *vk_cache_dir(void);
+/* vkllm_set_cache_dir: a folder, NULL for the environment's choice, "" for none; refused once
+ * the cache is in use, unless it is the same. */
+vkllm_status vk_set_cache_dir(const char *path);
 
 /* ----------------------------------------------------------- pipelines ---- */
 

@@ -2,6 +2,7 @@
  * evaluation in prompt chunks, tokenizer access, and the generate() loop with sampling,
  * streaming UTF-8-safe text, stop strings and timings. */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ struct vkllm_context {
     int logits_valid;
     prof *prof;    /* per-op GPU time when the model profiles; NULL otherwise */
     vkllm_step_stats steps; /* single-token evaluations (n_recorded: since the last reset) */
+    fwd_hooks hooks;        /* the abort and progress callbacks of vkllm_eval and the prompt */
     uint64_t recorded0;     /* fwd_steps_recorded at that reset */
 };
 
@@ -70,18 +72,25 @@ struct vkllm_vocab {
 };
 
 void vkllm_model_params_init(vkllm_model_params *p) {
+    if (!p) return;
     memset(p, 0, sizeof *p);
+    p->size = sizeof *p;
     p->gpu_layers = -1;
     p->main_device = -1;
     vkllm_context_params_init(&p->ctx);
 }
 
 void vkllm_context_params_init(vkllm_context_params *p) {
+    if (!p) return;
     memset(p, 0, sizeof *p);
+    p->size = sizeof *p;
     p->kv_type = VKLLM_KV_F16;
 }
 
 void vkllm_sampling_params_init(vkllm_sampling_params *p) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->size = sizeof *p;
     samp_params s;
     samp_params_init(&s);
     p->temp = s.temp;
@@ -94,10 +103,53 @@ void vkllm_sampling_params_init(vkllm_sampling_params *p) {
 }
 
 void vkllm_generate_params_init(vkllm_generate_params *p) {
+    if (!p) return;
     memset(p, 0, sizeof *p);
+    p->size = sizeof *p;
     p->add_bos = -1;
     p->n_predict = -1;
     vkllm_sampling_params_init(&p->sampling);
+}
+
+/* Copies a caller's parameter struct over `out`, which holds the defaults: only the bytes its
+ * `size` covers (a struct from an older header is shorter; the members it lacks keep their
+ * defaults). A size of 0 means the struct never went through its _init function. */
+static vkllm_status take_params(const void *given, size_t given_size, void *out, size_t out_size, const char *type) {
+    if (!given) return VKLLM_OK;
+    if (given_size == 0)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s.size is 0: initialise the struct with %s_init before setting it",
+                       type, type);
+    memcpy(out, given, given_size < out_size ? given_size : out_size);
+    return VKLLM_OK;
+}
+
+static vkllm_status take_context_params(const vkllm_context_params *p, vkllm_context_params *out) {
+    vkllm_context_params_init(out);
+    vkllm_status st = take_params(p, p ? p->size : 0, out, sizeof *out, "vkllm_context_params");
+    out->size = sizeof *out;
+    return st;
+}
+
+static vkllm_status take_model_params(const vkllm_model_params *p, vkllm_model_params *out) {
+    vkllm_model_params_init(out);
+    vkllm_status st = take_params(p, p ? p->size : 0, out, sizeof *out, "vkllm_model_params");
+    if (!st && p && p->size >= offsetof(vkllm_model_params, ctx) + sizeof p->ctx)
+        st = take_context_params(&p->ctx, &out->ctx);
+    out->size = sizeof *out;
+    return st;
+}
+
+static vkllm_status take_generate_params(const vkllm_generate_params *p, vkllm_generate_params *out) {
+    vkllm_generate_params_init(out);
+    vkllm_status st = take_params(p, p ? p->size : 0, out, sizeof *out, "vkllm_generate_params");
+    if (!st && p && p->size >= offsetof(vkllm_generate_params, sampling) + sizeof p->sampling) {
+        vkllm_sampling_params_init(&out->sampling);
+        st = take_params(&p->sampling, p->sampling.size, &out->sampling, sizeof out->sampling,
+                         "vkllm_sampling_params");
+    }
+    out->size = sizeof *out;
+    out->sampling.size = sizeof out->sampling;
+    return st;
 }
 
 /* The most common matrix type by bytes, as llama-bench's "model" column names it. */
@@ -198,23 +250,7 @@ static vkllm_status open_instance(int validation, vk_instance **inst) {
     return st;
 }
 
-/* Parses a --device style list ("0", "0,cpu") of VKLLM_DEVICE into idx; 0 when malformed. */
-static int parse_device_env(const char *v, uint32_t *idx, uint32_t *n) {
-    *n = 0;
-    for (const char *p = v; *p;) {
-        size_t len = strcspn(p, ",");
-        char *end;
-        unsigned long x = strtoul(p, &end, 10);
-        if (len == 3 && !strncmp(p, "cpu", 3)) idx[*n] = VKLLM_DEVICE_CPU_INDEX;
-        else if (len && (size_t)(end - p) == len && x < (1ul << 20)) idx[*n] = (uint32_t)x;
-        else return 0;
-        if (++*n == PLAN_MAX_DEVICES && p[len]) return 0;
-        p += len + (p[len] == ',');
-    }
-    return *n > 0;
-}
-
-/* The device openings of p: explicit indices, else VKLLM_DEVICE, else the default device.
+/* The device openings of p: its indices, else the default device.
  * inst is NULL when Vulkan could not be loaded: then only the CPU path can be used. */
 static vkllm_status resolve_devices(vk_instance *inst, const vkllm_model_params *p, uint32_t *idx, uint32_t *n,
                                     int *defaulted) {
@@ -223,9 +259,6 @@ static vkllm_status resolve_devices(vk_instance *inst, const vkllm_model_params 
         return vkl_err(VKLLM_ERR_INVALID_ARG, "%u devices given; at most %d", p->n_devices, PLAN_MAX_DEVICES);
     *n = p->n_devices;
     for (uint32_t i = 0; i < *n; i++) idx[i] = p->devices[i];
-    const char *env = getenv("VKLLM_DEVICE");
-    if (*n == 0 && env && *env && !parse_device_env(env, idx, n))
-        return vkl_err(VKLLM_ERR_INVALID_ARG, "VKLLM_DEVICE=%s is not a device list such as 0, cpu or 0,cpu", env);
     *defaulted = *n == 0;
     if (*n == 0) {
         vkllm_device_info *all = vkl_calloc(n_phys + 1, sizeof *all);
@@ -240,11 +273,11 @@ static vkllm_status resolve_devices(vk_instance *inst, const vkllm_model_params 
     for (uint32_t i = 0; i < *n; i++) {
         if (idx[i] == VKLLM_DEVICE_CPU_INDEX) continue;
         if (!inst)
-            return vkl_err(VKLLM_ERR_NO_VULKAN, "device %u: no Vulkan loader or driver could be loaded; the CPU "
-                           "path needs none (--device cpu)", idx[i]);
+            return vkl_err(VKLLM_ERR_NO_VULKAN, "device %u: no Vulkan loader or driver could be loaded; the "
+                           "CPU path (VKLLM_DEVICE_CPU_INDEX) needs none", idx[i]);
         if (idx[i] >= n_phys)
             return vkl_err(VKLLM_ERR_NO_DEVICE, "device %u does not exist: %u Vulkan device%s found (and the CPU "
-                           "path, --device cpu)", idx[i], n_phys, n_phys == 1 ? "" : "s");
+                           "path)", idx[i], n_phys, n_phys == 1 ? "" : "s");
     }
     return VKLLM_OK;
 }
@@ -330,20 +363,21 @@ vkllm_status vkllm_plan_model(const char *path, const vkllm_model_params *p, con
                               vkllm_plan **out) {
     if (!out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_plan_model: out is NULL");
     *out = NULL;
-    if (!path) return vkl_err(VKLLM_ERR_INVALID_ARG, "no model path given");
-    vkllm_model_params defaults;
-    if (!p) {
-        vkllm_model_params_init(&defaults);
-        p = &defaults;
-    }
-    if (!cp) cp = &p->ctx;
+    if (!path) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_plan_model: no model path given");
+    vkllm_model_params mp;
+    vkllm_context_params cpp;
+    vkllm_status st = take_model_params(p, &mp);
+    if (!st && cp) st = take_context_params(cp, &cpp);
+    if (st) return st;
+    p = &mp;
+    cp = cp ? &cpp : &mp.ctx;
     gguf_file *f = NULL;
     llama_model_desc *desc = NULL;
     vk_instance *inst = NULL;
     plan *pp = NULL;
     plan_request rq;
     uint32_t idx[PLAN_MAX_DEVICES];
-    vkllm_status st = gguf_open(path, &f);
+    st = gguf_open(path, &f);
     if (!st) st = llama_model_load_desc(f, &desc);
     if (!st) st = open_instance(p->validation, &inst);
     int defaulted = 0;
@@ -377,10 +411,9 @@ vkllm_status vkllm_plan_model(const char *path, const vkllm_model_params *p, con
     return st;
 }
 
-void vkllm_plan_get_summary(const vkllm_plan *pl, vkllm_plan_summary *o) {
-    if (!o) return;
+vkllm_status vkllm_plan_get_summary(const vkllm_plan *pl, vkllm_plan_summary *o) {
+    if (!pl || !o) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_plan_get_summary: NULL argument");
     memset(o, 0, sizeof *o);
-    if (!pl) return;
     const plan *p = pl->p;
     o->n_devices = p->n_devices;
     o->n_layer = p->n_layer;
@@ -399,6 +432,7 @@ void vkllm_plan_get_summary(const vkllm_plan *pl, vkllm_plan_summary *o) {
     o->bandwidth_measured = p->bandwidth_measured;
     o->stream_min_batch = p->stream_min_batch;
     o->cpu_stream_min_batch = p->cpu_stream_min_batch;
+    return VKLLM_OK;
 }
 
 vkllm_status vkllm_plan_get_device(const vkllm_plan *pl, uint32_t i, vkllm_plan_device *o) {
@@ -510,17 +544,15 @@ static int relay_progress(uint64_t done, void *user) {
 vkllm_status vkllm_model_load(const char *path, const vkllm_model_params *p, vkllm_model **out) {
     if (!out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_model_load: out is NULL");
     *out = NULL;
-    if (!path) return vkl_err(VKLLM_ERR_INVALID_ARG, "no model path given");
-    vkllm_model_params defaults;
-    if (!p) {
-        vkllm_model_params_init(&defaults);
-        p = &defaults;
-    }
+    if (!path) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_model_load: no model path given");
+    vkllm_model_params mp;
+    vkllm_status st = take_model_params(p, &mp);
+    if (st) return st;
+    p = &mp;
     double t0 = vkl_now_ms();
     vkllm_model *m = vkl_calloc(1, sizeof *m);
     if (!m) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     pthread_mutex_init(&m->lock, NULL);
-    vkllm_status st;
     plan_request rq;
     uint32_t idx[PLAN_MAX_DEVICES];
     if ((st = gguf_open(path, &m->file))) goto fail;
@@ -643,9 +675,10 @@ fail:
     return st;
 }
 
-void vkllm_model_get_info(const vkllm_model *m, vkllm_model_info *out) {
-    if (!m || !out) return;
+vkllm_status vkllm_model_get_info(const vkllm_model *m, vkllm_model_info *out) {
+    if (!m || !out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_model_get_info: NULL argument");
     *out = m->info;
+    return VKLLM_OK;
 }
 
 const vkllm_plan *vkllm_model_get_plan(const vkllm_model *m) { return m ? m->plan : NULL; }
@@ -694,29 +727,42 @@ vkllm_status vkllm_measure_read_bandwidth_stats(const vkllm_model *m, uint64_t b
 }
 
 vkllm_status vkllm_measure_read_bandwidth(const vkllm_model *m, uint64_t bytes, double *gbps) {
-    vkllm_bandwidth bw;
+    if (!gbps) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_measure_read_bandwidth: gbps is NULL");
+    vkllm_bandwidth bw = {0};
     vkllm_status st = vkllm_measure_read_bandwidth_stats(m, bytes, 0, &bw);
     *gbps = bw.gbps;
     return st;
 }
 
-int32_t vkllm_n_vocab(const vkllm_model *m) { return (int32_t)m->desc->hp.n_vocab; }
-int32_t vkllm_token_bos(const vkllm_model *m) { return tok_bos(m->vocab); }
-int32_t vkllm_token_eos(const vkllm_model *m) { return tok_eos(m->vocab); }
-int vkllm_add_bos(const vkllm_model *m) { return tok_add_bos(m->vocab); }
+int32_t vkllm_n_vocab(const vkllm_model *m) { return m ? (int32_t)m->desc->hp.n_vocab : -1; }
+int32_t vkllm_token_bos(const vkllm_model *m) { return m ? tok_bos(m->vocab) : -1; }
+int32_t vkllm_token_eos(const vkllm_model *m) { return m ? tok_eos(m->vocab) : -1; }
+int vkllm_add_bos(const vkllm_model *m) { return m ? tok_add_bos(m->vocab) : 0; }
+
+/* The checks every tokenize entry point shares. */
+static vkllm_status check_tokenize(const void *owner, const char *text, size_t len, const int32_t *out, size_t cap,
+                                   const size_t *n_out, const char *fn) {
+    if (!owner || !n_out || (!text && len) || (!out && cap))
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    return VKLLM_OK;
+}
 
 vkllm_status vkllm_tokenize(const vkllm_model *m, const char *text, size_t len, int add_bos, int32_t *out,
                             size_t cap, size_t *n_out) {
-    return tok_encode(m->vocab, text, len, add_bos, out, cap, n_out);
+    vkllm_status st = check_tokenize(m, text, len, out, cap, n_out, "vkllm_tokenize");
+    return st ? st : tok_encode(m->vocab, text ? text : "", len, add_bos, out, cap, n_out);
 }
 
 vkllm_status vkllm_detokenize(const vkllm_model *m, const int32_t *ids, size_t n, char *buf, size_t cap,
                               size_t *len) {
+    if (!m || !len || (!ids && n) || (!buf && cap)) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_detokenize: NULL argument");
     return tok_decode(m->vocab, ids, n, buf, cap, len);
 }
 
 vkllm_status vkllm_vocab_load(const char *path, vkllm_vocab **out) {
+    if (!out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_vocab_load: out is NULL");
     *out = NULL;
+    if (!path) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_vocab_load: no path given");
     vkllm_vocab *v = vkl_calloc(1, sizeof *v);
     if (!v) return vkl_err(VKLLM_ERR_OUT_OF_MEMORY, "out of host memory");
     vkllm_status st = gguf_open(path, &v->file);
@@ -736,11 +782,12 @@ void vkllm_vocab_free(vkllm_vocab *v) {
     free(v);
 }
 
-int vkllm_vocab_add_bos(const vkllm_vocab *v) { return tok_add_bos(v->vocab); }
+int vkllm_vocab_add_bos(const vkllm_vocab *v) { return v ? tok_add_bos(v->vocab) : 0; }
 
 vkllm_status vkllm_vocab_tokenize(const vkllm_vocab *v, const char *text, size_t len, int add_bos, int32_t *out,
                                   size_t cap, size_t *n_out) {
-    return tok_encode(v->vocab, text, len, add_bos, out, cap, n_out);
+    vkllm_status st = check_tokenize(v, text, len, out, cap, n_out, "vkllm_vocab_tokenize");
+    return st ? st : tok_encode(v->vocab, text ? text : "", len, add_bos, out, cap, n_out);
 }
 
 /* ---- contexts ---- */
@@ -749,11 +796,10 @@ vkllm_status vkllm_context_create(vkllm_model *m, const vkllm_context_params *p,
     if (!out) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_create: out is NULL");
     *out = NULL;
     if (!m) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_create: model is NULL");
-    vkllm_context_params defaults;
-    if (!p) {
-        vkllm_context_params_init(&defaults);
-        p = &defaults;
-    }
+    vkllm_context_params cp;
+    vkllm_status pst = take_context_params(p, &cp);
+    if (pst) return pst;
+    p = &cp;
     uint32_t n_ctx, n_batch;
     resolve_ctx(m->desc, p, &n_ctx, &n_batch);
     int kv_f16 = p->kv_type == VKLLM_KV_F16;
@@ -827,8 +873,24 @@ vkllm_status vkllm_context_get_prepare_stats(const vkllm_context *c, vkllm_prepa
 uint32_t vkllm_context_pos(const vkllm_context *c) { return c ? c->pos : 0; }
 uint32_t vkllm_context_size(const vkllm_context *c) { return c ? fwd_n_ctx(c->fwd) : 0; }
 
-/* Evaluates tokens in chunks; the last chunk returns logits or the argmax per `want`. */
-static vkllm_status eval_chunks(vkllm_context *c, const int32_t *tokens, uint32_t n, gpu_out want, int32_t *best) {
+vkllm_status vkllm_context_set_abort_callback(vkllm_context *c, vkllm_abort_fn fn, void *user) {
+    if (!c) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_set_abort_callback: context is NULL");
+    c->hooks.abort = fn;
+    c->hooks.abort_user = user;
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_context_set_progress_callback(vkllm_context *c, vkllm_eval_progress_fn fn, void *user) {
+    if (!c) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_context_set_progress_callback: context is NULL");
+    c->hooks.progress = fn;
+    c->hooks.progress_user = user;
+    return VKLLM_OK;
+}
+
+/* Evaluates tokens in chunks; the last chunk returns logits or the argmax per `want`. A prompt
+ * (hooks: the context's callbacks) may be cancelled: the chunks done stay in the context. */
+static vkllm_status eval_chunks(vkllm_context *c, const int32_t *tokens, uint32_t n, gpu_out want, int32_t *best,
+                                const fwd_hooks *hooks) {
     if (n == 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "nothing to evaluate");
     vkllm_status st = check_lost(c->model);
     if (st) return st;
@@ -838,8 +900,12 @@ static vkllm_status eval_chunks(vkllm_context *c, const int32_t *tokens, uint32_
                        c->pos, n_ctx, n);
     c->logits_valid = 0;
     double t0 = n == 1 ? vkl_now_ms() : 0;
-    st = fwd_eval(c->fwd, tokens, n, c->pos, want, c->logits, best);
-    if (st) return st;
+    uint32_t done = 0;
+    st = fwd_eval(c->fwd, tokens, n, c->pos, want, c->logits, best, hooks, &done);
+    if (st) {
+        if (st == VKLLM_ERR_CANCELLED) c->pos += done;
+        return st;
+    }
     if (n == 1) {
         /* The host's cost per token is what the wall time leaves beside the GPU's. */
         double gpu = fwd_last_gpu_ms(c->fwd);
@@ -856,7 +922,7 @@ static vkllm_status eval_chunks(vkllm_context *c, const int32_t *tokens, uint32_
 
 vkllm_status vkllm_eval(vkllm_context *c, const int32_t *tokens, uint32_t n) {
     if (!c || (!tokens && n)) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_eval: context or tokens is NULL");
-    return eval_chunks(c, tokens, n, GPU_OUT_LOGITS, NULL);
+    return eval_chunks(c, tokens, n, GPU_OUT_LOGITS, NULL, &c->hooks);
 }
 
 const float *vkllm_get_logits(const vkllm_context *c) { return c && c->logits_valid ? c->logits : NULL; }
@@ -962,11 +1028,18 @@ static vkllm_status on_stream_text(void *user, const char *text, size_t len) {
     return st;
 }
 
-vkllm_status vkllm_generate(vkllm_context *c, const vkllm_generate_params *p, vkllm_timings *timings) {
+vkllm_status vkllm_generate(vkllm_context *c, const vkllm_generate_params *params, vkllm_timings *timings) {
     vkllm_timings tm_local;
     vkllm_timings *tm = timings ? timings : &tm_local;
     memset(tm, 0, sizeof *tm);
-    if (!c || !p) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_generate: context or parameters is NULL");
+    if (!c || !params) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_generate: context or parameters is NULL");
+    vkllm_generate_params gp;
+    vkllm_status pst = take_generate_params(params, &gp);
+    if (pst) return pst;
+    const vkllm_generate_params *p = &gp;
+    if (p->n_stop && !p->stop) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_generate: %zu stop strings but stop is NULL", p->n_stop);
+    for (size_t i = 0; i < p->n_stop; i++)
+        if (!p->stop[i]) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_generate: stop string %zu is NULL", i);
     const vkllm_model *m = c->model;
     vkllm_status lost = check_lost(m);
     if (lost) return lost;
@@ -1024,7 +1097,7 @@ vkllm_status vkllm_generate(vkllm_context *c, const vkllm_generate_params *p, vk
 
     double t0 = vkl_now_ms();
     int32_t next = -1;
-    st = eval_chunks(c, prompt, (uint32_t)n_prompt, gpu_argmax ? GPU_OUT_ARGMAX : GPU_OUT_LOGITS, &next);
+    st = eval_chunks(c, prompt, (uint32_t)n_prompt, gpu_argmax ? GPU_OUT_ARGMAX : GPU_OUT_LOGITS, &next, &c->hooks);
     tm->n_prompt = (uint32_t)n_prompt;
     tm->prompt_ms = vkl_now_ms() - t0;
     free(prompt);
@@ -1059,7 +1132,11 @@ vkllm_status vkllm_generate(vkllm_context *c, const vkllm_generate_params *p, vk
             tm->stop = VKLLM_STOP_CONTEXT;
             break;
         }
-        if ((st = eval_chunks(c, &next, 1, gpu_argmax ? GPU_OUT_ARGMAX : GPU_OUT_LOGITS, &next))) break;
+        if (c->hooks.abort && c->hooks.abort(c->hooks.abort_user)) {
+            tm->stop = VKLLM_STOP_CALLBACK;
+            break;
+        }
+        if ((st = eval_chunks(c, &next, 1, gpu_argmax ? GPU_OUT_ARGMAX : GPU_OUT_LOGITS, &next, NULL))) break;
     }
     tm->gen_ms = vkl_now_ms() - t1;
     if (!st && !g.stopped) {

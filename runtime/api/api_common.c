@@ -26,6 +26,9 @@ const char *vkllm_device_type_string(vkllm_device_type type) {
     }
 }
 
+/* The CPU path's fixed UUID: its name in ASCII, zero-padded (no Vulkan device has it). */
+static const uint8_t VKL_CPU_UUID[16] = {'v', 'k', 'l', 'l', 'm', ' ', 'c', 'p', 'u', ' ', 'p', 'a', 't', 'h'};
+
 /* A value of /proc/meminfo ("MemTotal", "MemAvailable") in bytes; 0 when unknown. */
 static uint64_t meminfo_bytes(const char *key) {
     FILE *f = fopen("/proc/meminfo", "r");
@@ -45,6 +48,7 @@ static void cpu_device_info(vkllm_device_info *d) {
     memset(d, 0, sizeof *d);
     d->index = VKLLM_DEVICE_CPU_INDEX;
     d->type = VKLLM_DEVICE_CPU;
+    memcpy(d->device_uuid, VKL_CPU_UUID, sizeof d->device_uuid);
     char model[200] = "CPU";
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (f) {
@@ -90,8 +94,26 @@ vkllm_status vkllm_list_devices(vkllm_device_info **out, uint32_t *count) {
     return VKLLM_OK;
 }
 
+vkllm_status vkllm_device_index_by_uuid(const uint8_t uuid[16], uint32_t *index) {
+    if (!uuid || !index) return vkl_err(VKLLM_ERR_INVALID_ARG, "vkllm_device_index_by_uuid: NULL argument");
+    vkllm_device_info *list = NULL;
+    uint32_t n = 0;
+    vkllm_status st = vkllm_list_devices(&list, &n);
+    if (st) return st;
+    uint32_t i = 0;
+    while (i < n && memcmp(list[i].device_uuid, uuid, 16)) i++;
+    if (i < n) *index = list[i].index;
+    free(list);
+    if (i < n) return VKLLM_OK;
+    char hex[33];
+    for (int b = 0; b < 16; b++) snprintf(hex + 2 * b, 3, "%02x", uuid[b]);
+    return vkl_err(VKLLM_ERR_NO_DEVICE, "no device has the UUID %s (%u device%s listed)", hex, n, n == 1 ? "" : "s");
+}
+
+vkllm_status vkllm_set_cache_dir(const char *path) { return vk_set_cache_dir(path); }
+
 uint32_t vkllm_default_device(const vkllm_device_info *devices, uint32_t count) {
-    if (!devices || !count) return 0;
+    if (!devices || !count) return VKLLM_DEVICE_CPU_INDEX;
     static const vkllm_device_type gpus[] = {VKLLM_DEVICE_DISCRETE, VKLLM_DEVICE_INTEGRATED, VKLLM_DEVICE_VIRTUAL};
     for (size_t o = 0; o < sizeof gpus / sizeof gpus[0]; o++)
         for (uint32_t i = 0; i < count; i++)

@@ -31,6 +31,8 @@ struct cpu_ctx {
     gpu_out want;
     int32_t best;
     double last_ms;
+    vkllm_abort_fn abort;      /* asked between the layers of prompt chunks run on the caller's thread */
+    void *abort_user;
     /* The executor thread of cpu_stage_submit_async, started by the first one (never per
      * token): it runs the chunk while the caller goes on to other stages. */
     struct {
@@ -281,8 +283,11 @@ vkllm_status cpu_stage_finish(cpu_ctx *c, const float *x, uint32_t n, gpu_out wa
     return VKLLM_OK;
 }
 
-/* The chunk in c->x (the embedding stage: the tokens) through the layers and the output. */
-static vkllm_status run_chunk(cpu_ctx *c, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want) {
+/* The chunk in c->x (the embedding stage: the tokens) through the layers and the output.
+ * On the caller's thread (not the executor's: the callback belongs to the caller) a prompt
+ * chunk asks the abort callback between layers. */
+static vkllm_status run_chunk(cpu_ctx *c, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want,
+                              int on_caller) {
     double t0 = vkl_now_ms();
     const cpu_stage *s = c->s;
     const llama_model_desc *d = s->desc;
@@ -290,10 +295,22 @@ static vkllm_status run_chunk(cpu_ctx *c, const int32_t *tokens, uint32_t n, uin
     if (s->ps.has_embd)
         st = cpu_embed(c->pool, c->x, d->token_embd->type, d->token_embd->data, d->hp.n_embd, d->token_embd->ne[1],
                        tokens, n);
-    for (uint32_t i = 0; !st && i < s->ps.n_layers; i++) st = run_layer(c, i, n, pos);
+    int ask = on_caller && c->abort && n > 1;
+    for (uint32_t i = 0; !st && i < s->ps.n_layers; i++) {
+        if (ask && i > 0 && c->abort(c->abort_user))
+            st = vkl_err(VKLLM_ERR_CANCELLED, "stopped by the abort callback after %u of %u layers on the CPU", i,
+                         s->ps.n_layers);
+        else
+            st = run_layer(c, i, n, pos);
+    }
     if (!st) st = cpu_stage_finish(c, c->x, n, want);
     c->last_ms = vkl_now_ms() - t0;
     return st;
+}
+
+void cpu_ctx_set_abort(cpu_ctx *c, vkllm_abort_fn fn, void *user) {
+    c->abort = fn;
+    c->abort_user = user;
 }
 
 vkllm_status cpu_stage_submit(cpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
@@ -302,7 +319,7 @@ vkllm_status cpu_stage_submit(cpu_ctx *c, const int32_t *tokens, const float *x_
     if (st) return st;
     c->pending = 0;
     if (!c->s->ps.has_embd) memcpy(c->x, x_in, (size_t)n * c->s->desc->hp.n_embd * sizeof(float));
-    return run_chunk(c, tokens, n, pos, want);
+    return run_chunk(c, tokens, n, pos, want, 1);
 }
 
 static void *async_main(void *arg) {
@@ -312,7 +329,7 @@ static void *async_main(void *arg) {
         while (!c->async.quit && !c->async.busy) pthread_cond_wait(&c->async.wake, &c->async.lock);
         if (c->async.quit) break;
         pthread_mutex_unlock(&c->async.lock);
-        vkllm_status st = run_chunk(c, c->async.tokens, c->async.n, c->async.pos, c->async.want);
+        vkllm_status st = run_chunk(c, c->async.tokens, c->async.n, c->async.pos, c->async.want, 0);
         pthread_mutex_lock(&c->async.lock);
         c->async.status = st;
         if (st) vkl_err_save(c->async.msg, sizeof c->async.msg);

@@ -43,6 +43,9 @@ vkllm_status cpu_ctx_create_shared_kv(cpu_stage *s, uint32_t n_ctx, uint32_t n_b
                                       void *const *v, cpu_ctx **out);
 void cpu_ctx_free(cpu_ctx *c);
 
+/* The abort callback asked between the layers of prompt chunks that cpu_stage_submit runs on
+ * the caller's thread; NULL: none. */
+void cpu_ctx_set_abort(cpu_ctx *c, vkllm_abort_fn fn, void *user);
 /* Computes n tokens (n <= n_batch) at positions pos .. pos+n-1: the embedding stage reads
  * `tokens`, any other stage x_in ((n, n_embd) floats). On the output stage the last token's
  * logits or argmax are kept per `want` until cpu_stage_wait. */

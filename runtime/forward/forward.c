@@ -145,8 +145,21 @@ static const float *stage_x_out(const fwd_sctx *c) {
     return c->cpu ? cpu_stage_x_out(c->cpu) : gpu_stage_x_out(c->gpu);
 }
 
+/* Hands the abort callback to every stage context (NULL takes it away). */
+static void set_abort(fwd_ctx *f, vkllm_abort_fn fn, void *user) {
+    for (uint32_t s = 0; s < f->n_stages; s++) {
+        fwd_sctx *c = &f->c[s];
+        if (c->gpu) gpu_ctx_set_abort(c->gpu, fn, user);
+        if (c->twin) gpu_ctx_set_abort(c->twin, fn, user);
+        if (c->cpu) cpu_ctx_set_abort(c->cpu, fn, user);
+    }
+}
+
 vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want,
-                      float *logits, int32_t *argmax) {
+                      float *logits, int32_t *argmax, const fwd_hooks *hooks, uint32_t *done) {
+    static const fwd_hooks none;
+    if (!hooks) hooks = &none;
+    if (done) *done = 0;
     if (n == 0) return vkl_err(VKLLM_ERR_INVALID_ARG, "nothing to evaluate");
     if ((uint64_t)pos + n > f->n_ctx)
         return vkl_err(VKLLM_ERR_CONTEXT_FULL, "context full: %u of %u positions used, %u more requested",
@@ -156,10 +169,18 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
      * is measured against it. */
     const char *np = getenv("VKLLM_NO_PIPELINE");
     int pipeline = !(np && *np && strcmp(np, "0"));
+    set_abort(f, hooks->abort, hooks->abort_user);
     vkllm_status st = VKLLM_OK;
+    /* Tokens before `complete` have left the last stage; `cur` is the chunk being fed. */
+    uint32_t complete = 0, cur = 0;
     for (uint32_t i = 0; !st && i < n; i += nb) {
+        cur = i;
         uint32_t cn = n - i < nb ? n - i : nb;
         gpu_out w = i + cn == n ? want : GPU_OUT_NONE;
+        if (hooks->abort && hooks->abort(hooks->abort_user)) {
+            st = vkl_err(VKLLM_ERR_CANCELLED, "stopped by the abort callback after %u of %u tokens", i, n);
+            break;
+        }
         for (uint32_t s = 0; !st && s < S; s++) {
             st = stage_wait(&f->c[s], logits, argmax);
             if (!st && s > 0) st = stage_wait(&f->c[s - 1], NULL, NULL);
@@ -167,11 +188,17 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
                 st = stage_submit(&f->c[s], tokens + i, s ? stage_x_out(&f->c[s - 1]) : NULL, cn, pos + i, w,
                                   pipeline && S > 1 && n > 1);
             if (!st && !pipeline && s + 1 < S) st = stage_wait(&f->c[s], NULL, NULL);
+            /* The last stage's wait above was for the previous chunk. */
+            if (!st && s + 1 == S && i > 0) {
+                complete = i;
+                if (hooks->progress) hooks->progress(complete, n, hooks->progress_user);
+            }
         }
     }
     /* Collect the last chunk (logits on the output stage), or drain after an error. A drain
      * that fails too keeps the first failure's message with its status, unless the device was
-     * lost meanwhile, which is what the caller must hear about. */
+     * lost meanwhile, which is what the caller must hear about. After a cancel the chunks
+     * every stage took complete here. */
     char first_msg[1024];
     if (st) vkl_err_save(first_msg, sizeof first_msg);
     vkllm_status first = st;
@@ -180,6 +207,15 @@ vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t po
         if (!st || (ws == VKLLM_ERR_DEVICE_LOST && st != VKLLM_ERR_DEVICE_LOST)) st = ws;
     }
     if (first && st == first) vkl_err_restore(first_msg);
+    set_abort(f, NULL, NULL);
+    if (!st) {
+        complete = n;
+        if (hooks->progress) hooks->progress(n, n, hooks->progress_user);
+    } else if (st == VKLLM_ERR_CANCELLED && cur > complete) {
+        complete = cur; /* every chunk before it went through every stage in the drain */
+        if (hooks->progress) hooks->progress(complete, n, hooks->progress_user);
+    }
+    if (done) *done = complete;
     return st;
 }
 

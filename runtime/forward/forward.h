@@ -40,11 +40,21 @@ uint32_t fwd_n_ctx(const fwd_ctx *f);
 uint32_t fwd_n_batch(const fwd_ctx *f);
 int fwd_kv_f16(const fwd_ctx *f);
 
+/* What fwd_eval asks of and reports to its caller, on the caller's thread. */
+typedef struct fwd_hooks {
+    vkllm_abort_fn abort;            /* before each chunk, and between the layers of prompt chunks */
+    void *abort_user;
+    vkllm_eval_progress_fn progress; /* tokens done after each chunk, and at the end */
+    void *progress_user;
+} fwd_hooks;
+
 /* Runs tokens at positions pos.. in chunks; after the last chunk stores the last token's
  * logits (n_vocab floats) or argmax per want. VKLLM_ERR_CONTEXT_FULL before any work when
- * they do not fit. */
+ * they do not fit. hooks may be NULL; VKLLM_ERR_CANCELLED when its abort callback stopped the
+ * evaluation, with *done (may be NULL) the tokens whose chunks completed: the caller's
+ * position moves on by that much. */
 vkllm_status fwd_eval(fwd_ctx *f, const int32_t *tokens, uint32_t n, uint32_t pos, gpu_out want,
-                      float *logits, int32_t *argmax);
+                      float *logits, int32_t *argmax, const fwd_hooks *hooks, uint32_t *done);
 
 /* After fwd_eval: the GPU time of its last chunk, summed over the stages (first to last
  * timestamp of each stage's submission; for one token, the whole step; a CPU stage's compute

@@ -42,6 +42,9 @@ struct gpu_ctx {
     int in_step;
     int replay;           /* single-token steps are replayed (else recorded each time) */
     double last_gpu_ms;   /* GPU span of the last submission waited for, or -1 */
+    double parts_gpu_ms;  /* GPU time of the chunk's earlier submissions (submit_by_layer) */
+    vkllm_abort_fn abort; /* asked between the layers of a prompt chunk; NULL: one submission */
+    void *abort_user;
     double last_wait_ms;  /* how long the host blocked on its fence */
     uint64_t n_recorded;  /* single-token steps recorded (the rest were replays) */
 };
@@ -313,7 +316,9 @@ static vkllm_status stream_layer(gpu_ctx *c, uint32_t i) {
     return VKLLM_OK;
 }
 
-static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
+/* Records local layers [l0, l1) of a chunk; the embedding with the first layer, the output
+ * (or the hand-over of x to the next stage) with the last. */
+static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want, uint32_t l0, uint32_t l1) {
     gpu_stage *s = c->s;
     const llama_hparams *hp = &s->desc->hp;
     kern_ctx *k = &c->k;
@@ -339,16 +344,16 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
     const uint64_t kvd = (uint64_t)hp->n_head_kv * hp->head_dim, kv_esz = c->kv_f16 ? 2 : 4;
     const uint32_t NONE = UINT32_MAX;
     /* A recorded step finds its token beside the position (see gpu_stage_submit). */
-    if (k->pos_buf && s->ps.has_embd) TRY(vk_batch_copy(k->batch, k->pos_buf, 4, &b[PCB_IDS], 0, 4));
-    if (s->ps.has_embd)
+    if (k->pos_buf && s->ps.has_embd && l0 == 0) TRY(vk_batch_copy(k->batch, k->pos_buf, 4, &b[PCB_IDS], 0, 4));
+    if (s->ps.has_embd && l0 == 0)
         OP("embed", s->token_embd.type, n * (wtype_row_bytes(s->token_embd.type, d) + 4 + d * 4), 0,
            kern_embed(k, s->token_embd.type, &s->token_embd.buf, &b[PCB_IDS], n, &b[PCB_X], hp->n_embd));
-    if (stream && s->ps.n_layers) TRY(stream_layer(c, 0));
-    for (uint32_t i = 0; i < s->ps.n_layers; i++) {
+    if (stream && l0 < l1) TRY(stream_layer(c, l0));
+    for (uint32_t i = l0; i < l1; i++) {
         const gpu_layer *L = &s->layers[i];
         /* The next layer's host weights travel while this layer computes (the copy only waits
          * for the reads of the layer before, which used the same half). */
-        if (stream && i + 1 < s->ps.n_layers) TRY(stream_layer(c, i + 1));
+        if (stream && i + 1 < l1) TRY(stream_layer(c, i + 1));
         const vk_buf *wb[PT_COUNT];
         uint64_t wo[PT_COUNT];
         for (int j = 0; j < PT_COUNT; j++) {
@@ -390,6 +395,7 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
         TRY(st);
         TRY(linear_add(c, &L->t[PT_DOWN], wb[PT_DOWN], wo[PT_DOWN], &b[PCB_HB], &b[PCB_X], n));
     }
+    if (l1 < s->ps.n_layers) return VKLLM_OK;
     uint64_t row = (uint64_t)hp->n_embd * 4;
     if (!s->ps.has_output) return vk_batch_copy(k->batch, &b[PCB_X], 0, &b[PCB_X_HOST], 0, (uint64_t)n * row);
     if (want == GPU_OUT_NONE) return VKLLM_OK;
@@ -443,7 +449,7 @@ static vkllm_status step_submit(gpu_ctx *c, int32_t token, uint32_t pos, gpu_out
         if ((st = vk_batch_begin_reusable(c->s->dev, &c->k.batch))) return st;
         c->prof = NULL;
         c->k.pos_buf = &c->b[PCB_STEP];
-        st = record(c, 1, end - 1, want);
+        st = record(c, 1, end - 1, want, 0, c->s->ps.n_layers);
         c->k.pos_buf = NULL;
         if (!st) st = vk_batch_submit(c->k.batch);
         if (st) {
@@ -457,6 +463,52 @@ static vkllm_status step_submit(gpu_ctx *c, int32_t token, uint32_t pos, gpu_out
     }
     c->in_step = 1;
     return VKLLM_OK;
+}
+
+/* Records and submits layers [l0, l1) of a chunk as c->k.batch. */
+static vkllm_status submit_layers(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want, uint32_t l0, uint32_t l1) {
+    vkllm_status st = vk_batch_begin(c->s->dev, &c->k.batch);
+    if (st) return st;
+    c->marks.n = 0;
+    st = record(c, n, pos, want, l0, l1);
+    if (!st) st = vk_batch_submit(c->k.batch);
+    if (st) {
+        vk_batch_free(c->k.batch);
+        c->k.batch = NULL;
+    }
+    return st;
+}
+
+/* Waits for an earlier part of a chunk (submit_by_layer) and releases it. */
+static vkllm_status wait_part(gpu_ctx *c) {
+    vkllm_status st = vk_batch_wait(c->k.batch);
+    if (!st && c->prof) st = prof_collect(c->prof, &c->marks, c->k.batch);
+    double ms = st ? -1 : vk_batch_gpu_ms(c->k.batch);
+    c->parts_gpu_ms = ms < 0 || c->parts_gpu_ms < 0 ? -1 : c->parts_gpu_ms + ms;
+    vk_batch_free(c->k.batch);
+    c->k.batch = NULL;
+    return st;
+}
+
+/* A prompt chunk of a context with an abort callback: one submission per layer, each waited
+ * for before the callback is asked and the next one recorded, so that a Stop ends the chunk
+ * within a layer's time. The last submission stays in flight like a whole chunk's would. */
+static vkllm_status submit_by_layer(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want) {
+    uint32_t L = c->s->ps.n_layers;
+    for (uint32_t l = 0; l < L; l++) {
+        vkllm_status st = submit_layers(c, n, pos, want, l, l + 1);
+        if (st || l + 1 == L) return st;
+        if ((st = wait_part(c))) return st;
+        if (c->abort(c->abort_user))
+            return vkl_err(VKLLM_ERR_CANCELLED, "stopped by the abort callback after %u of %u layers on %s", l + 1,
+                           L, vk_device_label(c->s->dev));
+    }
+    return VKLLM_OK;
+}
+
+void gpu_ctx_set_abort(gpu_ctx *c, vkllm_abort_fn fn, void *user) {
+    c->abort = fn;
+    c->abort_user = user;
 }
 
 vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_in, uint32_t n, uint32_t pos,
@@ -481,18 +533,11 @@ vkllm_status gpu_stage_submit(gpu_ctx *c, const int32_t *tokens, const float *x_
     if (st) return st;
     c->want = s->ps.has_output ? want : GPU_OUT_NONE;
     if (as_step) return step_submit(c, s->ps.has_embd ? tokens[0] : 0, pos, want);
-    if ((st = vk_batch_begin(s->dev, &c->k.batch))) return st;
     if (n == 1) c->n_recorded++;
     c->prof = c->ctx_prof ? c->ctx_prof : s->prof;
-    c->marks.n = 0;
-    st = record(c, n, pos, want);
-    if (!st) st = vk_batch_submit(c->k.batch);
-    if (st) {
-        vk_batch_free(c->k.batch);
-        c->k.batch = NULL;
-        return st;
-    }
-    return VKLLM_OK;
+    c->parts_gpu_ms = 0;
+    if (c->abort && n > 1 && s->ps.n_layers > 1) return submit_by_layer(c, n, pos, want);
+    return submit_layers(c, n, pos, want, 0, s->ps.n_layers);
 }
 
 vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax) {
@@ -501,7 +546,9 @@ vkllm_status gpu_stage_wait(gpu_ctx *c, float *logits, int32_t *argmax) {
     vkllm_status st = vk_batch_wait(c->k.batch);
     c->last_wait_ms = vkl_now_ms() - t0;
     if (!st && c->prof) st = prof_collect(c->prof, &c->marks, c->k.batch);
-    c->last_gpu_ms = st ? -1 : vk_batch_gpu_ms(c->k.batch);
+    double ms = st ? -1 : vk_batch_gpu_ms(c->k.batch);
+    c->last_gpu_ms = ms < 0 || c->parts_gpu_ms < 0 ? -1 : ms + c->parts_gpu_ms;
+    c->parts_gpu_ms = 0;
     /* A recorded step stays for its next replay, unless its run failed. */
     if (!c->in_step) vk_batch_free(c->k.batch);
     else if (st) drop_step(c, c->k.batch);
@@ -553,7 +600,7 @@ vkllm_status gpu_ctx_prepare(gpu_ctx *c, vk_prepare *prep) {
         /* Single-token steps as gpu_stage_submit will record them. */
         int as_step = sh[i].n == 1 && step_mode(c);
         c->k.pos_buf = as_step ? &c->b[PCB_STEP] : NULL;
-        st = record(c, sh[i].n, as_step ? step_end(c, sh[i].pos) - 1 : sh[i].pos, sh[i].want);
+        st = record(c, sh[i].n, as_step ? step_end(c, sh[i].pos) - 1 : sh[i].pos, sh[i].want, 0, c->s->ps.n_layers);
         c->k.pos_buf = NULL;
         vk_batch_free(c->k.batch);
         c->k.batch = NULL;

@@ -79,6 +79,10 @@ vkllm_status gpu_ctx_prepare(gpu_ctx *c, vk_prepare *prep);
 
 typedef enum gpu_out { GPU_OUT_NONE, GPU_OUT_LOGITS, GPU_OUT_ARGMAX } gpu_out;
 
+/* The abort callback asked between the layers of prompt chunks (submitted one layer at a time
+ * while one is set); NULL: a chunk is one submission. */
+void gpu_ctx_set_abort(gpu_ctx *c, vkllm_abort_fn fn, void *user);
+
 /* Records and submits n tokens (n <= n_batch) at positions pos .. pos+n-1 without waiting.
  * The embedding stage reads `tokens`; any other stage reads x_in, (n, n_embd) floats, which
  * is copied before this returns. `want` matters on the output stage only. The caller must
