@@ -171,6 +171,7 @@ typedef struct vkllm_device_info {
     uint32_t min_storage_buffer_offset_alignment;
     float timestamp_period_ns;
     int compute_only_queue; /* a queue family with compute but not graphics exists */
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_device_info;
 
 /* The device index of vkllm's own CPU path (multi-threaded SIMD kernels, weights read in place
@@ -219,7 +220,8 @@ typedef enum vkllm_kv_type {
  * the members that size covers (the rest keep their defaults). A struct never given to its
  * _init (size 0) is refused with VKLLM_ERR_INVALID_ARG. Structs embedded in another one
  * (context_params in model_params, sampling_params in generate_params) keep a fixed size:
- * they grow into their reserved space. */
+ * they grow into their reserved space, as do the structs the library fills (device and model
+ * info, plans, statistics, timings), so that an older caller's buffers stay large enough. */
 typedef struct vkllm_context_params {
     uint32_t size;    /* sizeof(vkllm_context_params), set by vkllm_context_params_init */
     uint32_t n_ctx;   /* positions in the KV cache; 0 = min(training context, 4096) */
@@ -300,6 +302,7 @@ typedef struct vkllm_model_info {
     char device[256];     /* the device the model runs on (the first, with several) */
     uint32_t n_devices;   /* device openings the model is split over */
     double load_ms;       /* wall time of vkllm_model_load */
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_model_info;
 VKLLM_API vkllm_status vkllm_model_get_info(const vkllm_model *model, vkllm_model_info *out);
 /* The placement the model was loaded with (valid while the model lives). */
@@ -342,6 +345,7 @@ typedef struct vkllm_plan_summary {
     /* Prompt chunks this long of the layers the CPU path computes run on the card instead,
      * their weights streamed from host memory (0: never). */
     uint32_t cpu_stream_min_batch;
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_plan_summary;
 
 typedef struct vkllm_plan_device {
@@ -355,12 +359,14 @@ typedef struct vkllm_plan_device {
     uint32_t first_layer, n_layers; /* the contiguous range it holds (n_layers 0: none) */
     double read_gbps;            /* the bandwidth the estimate used */
     uint64_t read_bytes_per_token, host_read_bytes_per_token;
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_plan_device;
 
 typedef struct vkllm_plan_layer {
     int32_t compute;                    /* position in the device list of the device running it */
     int32_t kv;                         /* device position, or VKLLM_PLAN_HOST */
     int32_t where[VKLLM_TENSOR_COUNT];  /* device position, or VKLLM_PLAN_HOST */
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_plan_layer;
 
 VKLLM_API vkllm_status vkllm_plan_get_summary(const vkllm_plan *plan, vkllm_plan_summary *out);
@@ -381,6 +387,7 @@ typedef struct vkllm_bandwidth {
     double gbps_min, gbps_max; /* the slowest and the fastest pass */
     uint64_t bytes;            /* bytes each pass read (less than asked if the device refused) */
     uint32_t passes;
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_bandwidth;
 /* vkllm_measure_read_bandwidth with the spread: `passes` timed passes (0 = 7). */
 VKLLM_API vkllm_status vkllm_measure_read_bandwidth_stats(const vkllm_model *model, uint64_t bytes, uint32_t passes,
@@ -436,6 +443,7 @@ typedef struct vkllm_prepare_stats {
     double create_ms;             /* the driver's pipeline creation, summed over the threads */
     double first_run_ms;          /* running each new pipeline once, after the last was built
                                      (drivers that compile on first use, as lavapipe, do it then) */
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_prepare_stats;
 VKLLM_API vkllm_status vkllm_context_get_prepare_stats(const vkllm_context *ctx, vkllm_prepare_stats *out);
 VKLLM_API void vkllm_context_free(vkllm_context *ctx);
@@ -456,6 +464,7 @@ typedef struct vkllm_profile_entry {
     double ms;      /* GPU time between the timestamps around its dispatches */
     uint64_t bytes; /* bytes it must read and write: weights, activations, KV cache */
     uint64_t flops; /* 2 per multiply-add of products and attention; 0 for the others */
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_profile_entry;
 /* *out: *count entries, released with vkllm_free(). VKLLM_ERR_UNSUPPORTED when the model was
  * loaded without params.profile. */
@@ -478,6 +487,7 @@ typedef struct vkllm_step_stats {
     double wall_ms;
     double gpu_ms;
     double wait_ms;
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_step_stats;
 VKLLM_API vkllm_status vkllm_context_get_step_stats(const vkllm_context *ctx, vkllm_step_stats *out);
 VKLLM_API void vkllm_context_reset_step_stats(vkllm_context *ctx);
@@ -526,7 +536,7 @@ VKLLM_API void vkllm_sampling_params_init(vkllm_sampling_params *p);
 typedef int (*vkllm_text_fn)(const char *text, size_t len, int32_t token, void *user);
 
 typedef struct vkllm_generate_params {
-    size_t size;                  /* sizeof(vkllm_generate_params), set by vkllm_generate_params_init */
+    uint32_t size;                /* sizeof(vkllm_generate_params), set by vkllm_generate_params_init */
     const char *prompt;           /* text, tokenized with BOS per add_bos */
     const int32_t *prompt_tokens; /* or ready-made ids (used when non-NULL) */
     size_t n_prompt_tokens;
@@ -557,6 +567,7 @@ typedef struct vkllm_timings {
     uint32_t n_gen;       /* tokens generated */
     double gen_ms;
     vkllm_stop_reason stop;
+    uint32_t reserved[8]; /* zero: members added later take this space */
 } vkllm_timings;
 
 /* Evaluates the prompt at the context's current position, then samples and streams text

@@ -701,7 +701,9 @@ vkllm_status vkllm_measure_read_bandwidth_stats(const vkllm_model *m, uint64_t b
         if (bytes < (1ull << 20)) bytes = 1ull << 20;
         cpu_read_result r;
         vkllm_status st = cpu_measure_read(m->plan->p->dev[0].cpu_threads, bytes, passes ? passes : 7, &r);
-        if (!st) *out = (vkllm_bandwidth){r.gbps, r.gbps_min, r.gbps_max, r.bytes, r.passes};
+        if (!st)
+            *out = (vkllm_bandwidth){.gbps = r.gbps, .gbps_min = r.gbps_min, .gbps_max = r.gbps_max,
+                                     .bytes = r.bytes, .passes = r.passes};
         return st;
     }
     if (!bytes) {
@@ -722,7 +724,8 @@ vkllm_status vkllm_measure_read_bandwidth_stats(const vkllm_model *m, uint64_t b
     if (!st) st = kern_stream_measure(dev, bytes, passes ? passes : 7, &r);
     vk_device_close(dev);
     if (st) return st;
-    *out = (vkllm_bandwidth){r.gbps, r.gbps_min, r.gbps_max, r.bytes, r.passes};
+    *out = (vkllm_bandwidth){.gbps = r.gbps, .gbps_min = r.gbps_min, .gbps_max = r.gbps_max, .bytes = r.bytes,
+                             .passes = r.passes};
     return VKLLM_OK;
 }
 
