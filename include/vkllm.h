@@ -135,7 +135,7 @@ typedef struct vkllm_heap_info {
 } vkllm_heap_info;
 
 typedef struct vkllm_device_info {
-    uint32_t index; /* position in the enumeration; what --device takes */
+    uint32_t index; /* position in the enumeration: what vkllm_model_params.devices takes */
     char name[256];
     vkllm_device_type type;
     uint32_t vendor_id, device_id;
@@ -175,7 +175,7 @@ typedef struct vkllm_device_info {
 } vkllm_device_info;
 
 /* The device index of vkllm's own CPU path (multi-threaded SIMD kernels, weights read in place
- * from the mapped file): not a Vulkan device. `--device cpu` on the command line. */
+ * from the mapped file): not a Vulkan device (the CLI's `--device cpu`). */
 #define VKLLM_DEVICE_CPU_INDEX 0xFFFFFFFFu
 
 /* Enumerates every Vulkan physical device, then the native CPU path (index
