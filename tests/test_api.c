@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "testkit/synth.h"
+#include "vk/fault.h"
 #include "vkllm.h"
 #include "vkllm_tune.h"
 
@@ -22,6 +23,16 @@
 #define N_LAYER 4
 
 static int invalid(vkllm_status st) { return st == VKLLM_ERR_INVALID_ARG; }
+
+/* After every object is freed (refused calls included) no Vulkan object or memory is left. */
+static void live_zero(const char *after) {
+    vk_live_stats l;
+    vk_live_get(&l);
+    CHECK_MSG(!l.instances && !l.devices && !l.blocks && !l.memory_objects && !l.memory_bytes && !l.batches,
+              "after %s: %lld instances, %lld devices, %lld blocks, %lld memory objects (%lld bytes), %lld batches "
+              "left", after, (long long)l.instances, (long long)l.devices, (long long)l.blocks,
+              (long long)l.memory_objects, (long long)l.memory_bytes, (long long)l.batches);
+}
 
 static void test_nulls(const char *model_path) {
     uint32_t u = 0;
@@ -362,11 +373,16 @@ int main(void) {
     o.seed = 3;
     CHECK_OK(synth_write_file(&o, path));
     test_cache_dir(path); /* first: before anything uses the cache */
+    live_zero("the cache folder checks");
     test_version_and_devices();
     test_nulls(path);
+    live_zero("the NULL checks");
     test_sizes(path);
+    live_zero("the size checks");
     test_abort(path, "vulkan", 0);
+    live_zero("the cancelled prompts on the Vulkan device");
     test_abort(path, "cpu", VKLLM_DEVICE_CPU_INDEX);
+    live_zero("the cancelled prompts on the CPU path");
     CHECK(th_validation_messages() == 0);
     return th_finish();
 }
