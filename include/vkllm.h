@@ -458,7 +458,8 @@ VKLLM_API uint32_t vkllm_context_size(const vkllm_context *ctx);
  * context was created or last reset and over all the devices it spans. */
 typedef struct vkllm_profile_entry {
     char op[24];    /* "matvec", "matmul", "attention", "rmsnorm", "rope", "kv_write", "swiglu",
-                       "add", "embed", "argmax" */
+                       "add", "embed", "argmax", "layer" (a whole layer of a small model's
+                       decode step in one dispatch) */
     char type[16];  /* weight type of products and embed ("q4_0", "q4_K"); "" for the others */
     uint64_t calls; /* times the op ran (one call may be several dispatches) */
     double ms;      /* GPU time between the timestamps around its dispatches */

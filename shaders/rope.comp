@@ -6,6 +6,7 @@
 // beyond, where a plain fp32 pos * freq already loses a milliradian.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
+#include "rope.glsl"
 
 layout(std430, binding = 0) buffer X { float x[]; };  // (n_tok, n_heads, head_dim)
 #ifdef ROPE_TWO
@@ -29,44 +30,6 @@ layout(push_constant) uniform P {
     float freq_scale, log2_base;  // for the plain fp32 variant only
     uint n_heads2;                // ROPE_TWO: heads of x2
 } p;
-
-// Exact product a*b = hi + lo (Dekker, Veltkamp split at 12 bits). `precise` forbids fusing
-// into fma and reassociation, both of which would break the error term.
-vec2 two_prod(float a, float b) {
-    precise float pr = a * b;
-    precise float ca = 4097.0 * a;
-    precise float ah = ca - (ca - a);
-    precise float al = a - ah;
-    precise float cb = 4097.0 * b;
-    precise float bh = cb - (cb - b);
-    precise float bl = b - bh;
-    precise float err = ((ah * bh - pr) + ah * bl + al * bh) + al * bl;
-    return vec2(pr, err);
-}
-
-vec2 dd_mul(vec2 a, vec2 b) {
-    vec2 pr = two_prod(a.x, b.x);
-    precise float e = pr.y + (a.x * b.y + a.y * b.x);
-    precise float s = pr.x + e;
-    precise float lo = e - (s - pr.x);
-    return vec2(s, lo);
-}
-
-// (sin, cos) of 2 pi t for |t| <= ~0.5 turns: exact quadrant split, then Taylor
-// polynomials on |x| <= pi/4, whose truncation error is below fp32 rounding.
-vec2 sincos_turns(float t) {
-    float q = round(4.0 * t);
-    float r = t - 0.25 * q;  // exact: both are multiples of ulp(t)
-    float xr = r * 6.28318530717958647;
-    float x2 = xr * xr;
-    float s = xr * (1.0 + x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0)))));
-    float c = 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 - x2 * (1.0 / 3628800.0)))));
-    int quad = int(q) & 3;
-    if (quad == 0) return vec2(s, c);
-    if (quad == 1) return vec2(c, -s);
-    if (quad == 2) return vec2(-s, -c);
-    return vec2(-c, s);
-}
 
 void main() {
     uint half_rot = p.rot_dim / 2;
@@ -93,18 +56,7 @@ void main() {
     float theta = pos * p.freq_scale * exp2(-2.0 * float(i) / float(p.rot_dim) * p.log2_base);
     vec2 sc = vec2(sin(theta), cos(theta));
 #else
-    // Turns per position of pair i: f0 * r^i by binary powering in double-float.
-    vec2 f = vec2(p.f0_hi, p.f0_lo);
-    vec2 rr = vec2(p.r_hi, p.r_lo);
-    for (uint e = i; e != 0; e >>= 1) {
-        if ((e & 1) != 0) f = dd_mul(f, rr);
-        if (e > 1) rr = dd_mul(rr, rr);
-    }
-    // Only the fraction of pos * f matters: drop the whole turns of the exact high product.
-    vec2 ph = two_prod(pos, f.x);
-    precise float whole = round(ph.x);
-    precise float turns = (ph.x - whole) + (ph.y + pos * f.y);
-    vec2 sc = sincos_turns(turns);
+    vec2 sc = rope_sincos(vec2(p.f0_hi, p.f0_lo), vec2(p.r_hi, p.r_lo), pos, i);
 #endif
 
     uint base = row * p.head_dim;

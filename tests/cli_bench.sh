@@ -148,7 +148,9 @@ assert "pp8" in lines[2] and "tg2" in lines[3], lines[2:]
 EOF
 
 # ----------------------------------------------------------- profile JSON ----
-bench "profile" -m "$A" -p 8 -n 4 -r 1 -o json --profile-json "$TMP/profile.json"
+# The separate kernels (VKLLM_FUSED_LAYER=0), so that each op of a decode step has its row;
+# the fused layer's own row is checked below.
+VKLLM_FUSED_LAYER=0 bench "profile" -m "$A" -p 8 -n 4 -r 1 -o json --profile-json "$TMP/profile.json"
 python3 -c "import json, sys; json.load(open(sys.argv[1]))" "$TMP/out" 2>"$TMP/check" ||
     fail "profile: stdout is not JSON any more (the profile belongs on stderr)"
 grep -q "^matvec q4_0 " "$TMP/err" || fail "profile: no 'matvec q4_0' row in the table on stderr"
@@ -173,6 +175,19 @@ for p, product in zip(P, ["matmul", "matvec"]):
     share = sum(e["share_pct"] for e in E)
     assert abs(share - 100) < 0.5, f"{p['test']}: shares sum to {share}"
     assert p["total_ms"] > 0, p["total_ms"]
+EOF
+
+# A tiny model's decode step runs each layer as one fused dispatch: a "layer q4_0" row with a
+# call per layer and token, and only the output matrix left as a matvec.
+bench "profile-fused" -m "$A" -p 0 -n 4 -r 1 -o json --profile-json "$TMP/profile.json"
+cp "$TMP/profile.json" "$TMP/out"
+check "profile: the fused layer of a tiny model's decode step" <<'EOF'
+import json, sys
+E = json.load(open(sys.argv[1]))["profiles"][0]["entries"]
+calls = {e["name"]: e["calls"] for e in E}
+assert calls.get("layer q4_0") == 2 * 4, calls
+assert calls.get("matvec q4_0") == 4, calls
+assert not any(e["op"] in ("attention", "rope", "kv_write", "swiglu") for e in E), calls
 EOF
 
 # ----------------------------------------------------------------- errors ----

@@ -2,7 +2,7 @@
  * FFN matrices in host memory (imported from the mapped file, or copied to host-visible
  * memory), and with host weights streamed to the device for prompt chunks, gives the same
  * greedy tokens and bit-identical logits as one device (the same kernels run on identical
- * devices). The plan is exact: every opening's allocator holds what the plan said. A load
+ * devices; decode steps with the separate kernels, VKLLM_FUSED_LAYER=0). The plan is exact: every opening's allocator holds what the plan said. A load
  * that cannot fit fails before any weight byte is read. stories260K split two ways prints its
  * published text. */
 #include <stdlib.h>
@@ -396,6 +396,10 @@ static void test_stories(void) {
 
 int main(void) {
     vkllm_set_log_callback(th_log, NULL);
+    /* The same kernels everywhere: small layers on a device would otherwise run decode steps
+     * fused (runtime/kern/kern_layer.h) where host-resident ones cannot, and bits would differ.
+     * test_layer_fused checks the fused layer against the reference. */
+    setenv("VKLLM_FUSED_LAYER", "0", 1);
     static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
                                   "q4_K", "q5_K", "q6_K", "q4_K_M"};
     /* A sanitizer build checks memory and threads, not numbers: one type per block family

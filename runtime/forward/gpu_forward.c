@@ -8,7 +8,9 @@
  * all recorded into one batch, so a stage's share of a token step is one submission.
  * A single-token step is recorded once and replayed: the position and the token go into a
  * small host-written buffer the kernels read (kern_ctx.pos_buf), so the host's share of a
- * decode step is two small writes, a submission and a fence wait. */
+ * decode step is two small writes, a submission and a fence wait. A small layer (see
+ * layer_packs) keeps its tensors in one allocation and runs a single-token step as one
+ * dispatch (runtime/kern/kern_layer.h). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "runtime/forward/gpu_forward.h"
 #include "runtime/kern/kern_attn.h"
+#include "runtime/kern/kern_layer.h"
 #include "runtime/kern/kern_matmul.h"
 #include "runtime/kern/kernels.h"
 #include "runtime/format/wtype.h"
@@ -41,6 +44,8 @@ struct gpu_ctx {
     } step[3];
     int in_step;
     int replay;           /* single-token steps are replayed (else recorded each time) */
+    int fused;            /* single-token steps run packed layers as one kern_layer dispatch */
+    kern_layer_layout layout; /* of its products (VKLLM_FUSED_LAYER=rows|subgroups in tests) */
     double last_gpu_ms;   /* GPU span of the last submission waited for, or -1 */
     double parts_gpu_ms;  /* GPU time of the chunk's earlier submissions (submit_by_layer) */
     vkllm_abort_fn abort; /* asked between the layers of a prompt chunk; NULL: one submission */
@@ -58,7 +63,7 @@ struct gpu_ctx {
 
 static void tensor_free(vk_device *dev, gpu_tensor *t) {
     if (t->import.block) vk_buf_free(dev, &t->import); /* buf is a view into it */
-    else vk_buf_free(dev, &t->buf);
+    else if (!t->packed) vk_buf_free(dev, &t->buf);   /* else the layer frees the pack */
     memset(t, 0, sizeof *t);
 }
 
@@ -93,8 +98,10 @@ static gpu_tensor *stage_tensors(gpu_stage *s, uint32_t i) { return s->layers[i]
 
 void gpu_stage_free(gpu_stage *s) {
     if (!s) return;
-    for (uint32_t i = 0; s->layers && i < s->ps.n_layers; i++)
+    for (uint32_t i = 0; s->layers && i < s->ps.n_layers; i++) {
         for (int j = 0; j < PT_COUNT; j++) tensor_free(s->dev, &stage_tensors(s, i)[j]);
+        vk_buf_free(s->dev, &s->layers[i].pack);
+    }
     free(s->layers);
     free(s->kv_host);
     if (s->output.buf.block == s->token_embd.buf.block) memset(&s->output, 0, sizeof s->output); /* tied, shared */
@@ -102,6 +109,61 @@ void gpu_stage_free(gpu_stage *s) {
     tensor_free(s->dev, &s->output_norm);
     tensor_free(s->dev, &s->token_embd);
     free(s);
+}
+
+/* The fused layer kernel's view of the model's layers. */
+static kern_layer_shape layer_shape(const llama_model_desc *desc, uint32_t type) {
+    const llama_hparams *hp = &desc->hp;
+    return (kern_layer_shape){.type = type, .n_embd = hp->n_embd, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                              .head_dim = hp->head_dim, .n_ff = hp->n_ff, .rot_dim = hp->n_rot, .neox = 0,
+                              .freq_base = hp->rope_freq_base, .freq_scale = hp->rope_freq_scale,
+                              .rms_eps = hp->rms_eps};
+}
+
+/* Whether layer `li` of the model (placed as pl) keeps its tensors in one pack for the fused
+ * single-token kernel: every tensor on the device, the seven matrices of one type, shapes the
+ * kernel takes, and its weights within KERN_LAYER_AUTO_BYTES. For comparing and testing,
+ * VKLLM_FUSED_LAYER=0 never packs (every step runs the separate kernels), and any other value
+ * packs whatever the kernel takes: 1, or rows / subgroups to force kern_layer's layout. */
+static int layer_packs(vk_device *dev, const llama_model_desc *desc, const plan_layer *pl, uint32_t li) {
+    const char *env = getenv("VKLLM_FUSED_LAYER");
+    int mode = !env || !*env ? 2 : !strcmp(env, "0") ? 0 : 1;
+    if (mode == 0) return 0;
+    const gguf_tensor *wq = plan_layer_tensor(&desc->layers[li], PT_WQ);
+    uint64_t bytes = 0;
+    for (int j = 0; j < PT_COUNT; j++) {
+        const gguf_tensor *t = plan_layer_tensor(&desc->layers[li], (plan_tensor)j);
+        if (pl->where[j] == PLAN_HOST) return 0;
+        if (j != PT_ATTN_NORM && j != PT_FFN_NORM && t->type != wq->type) return 0;
+        bytes += t->size;
+    }
+    if (mode == 2 && bytes > KERN_LAYER_AUTO_BYTES) return 0;
+    kern_ctx k = {.dev = dev};
+    kern_layer_shape sh = layer_shape(desc, wq->type);
+    return kern_layer_check(&k, &sh) == VKLLM_OK;
+}
+
+/* One allocation for the nine tensors of a layer, each at a 256-byte boundary, and the
+ * tensors as views into it. */
+static vkllm_status layer_pack_alloc(vk_device *dev, const llama_layer *ll, gpu_layer *L) {
+    uint64_t total = 0;
+    for (int j = 0; j < PT_COUNT; j++) {
+        L->pack_off[j] = total;
+        total += vkl_align_up(plan_layer_tensor(ll, (plan_tensor)j)->size, 256);
+    }
+    vkllm_status st = vk_buf_alloc_dedicated(dev, VK_MEM_DEVICE, total, &L->pack);
+    for (int j = 0; !st && j < PT_COUNT; j++) {
+        gpu_tensor *t = &L->t[j];
+        const gguf_tensor *src = plan_layer_tensor(ll, (plan_tensor)j);
+        memset(t, 0, sizeof *t);
+        t->src = src;
+        t->type = src->type;
+        t->cols = (uint32_t)src->ne[0];
+        t->rows = (uint32_t)(src->n_dims > 1 ? src->ne[1] : 1);
+        t->packed = 1;
+        vk_buf_view(&L->pack, L->pack_off[j], src->size, &t->buf);
+    }
+    return st;
 }
 
 /* The stage ps of plan p on dev with the caps of its device, streaming host weights for chunks
@@ -126,6 +188,11 @@ static vkllm_status stage_alloc(vk_device *dev, const llama_model_desc *desc, co
     for (uint32_t i = 0; !st && i < ps->n_layers; i++) {
         const plan_layer *pl = &p->layers[ps->first_layer + i];
         s->kv_host[i] = pl->kv == PLAN_HOST;
+        if (!s->kv_host[i] && layer_packs(dev, desc, pl, ps->first_layer + i)) {
+            st = layer_pack_alloc(dev, &desc->layers[ps->first_layer + i], &s->layers[i]);
+            if (st) src = plan_layer_tensor(&desc->layers[ps->first_layer + i], PT_WQ);
+            continue;
+        }
         for (int j = 0; !st && j < PT_COUNT; j++) {
             src = plan_layer_tensor(&desc->layers[ps->first_layer + i], (plan_tensor)j);
             int import = plan_host_import_ok(caps, src, gguf_data_offset(desc->file) + src->offset);
@@ -258,6 +325,11 @@ vkllm_status gpu_ctx_create(gpu_stage *s, uint32_t n_ctx, uint32_t n_batch, int 
     const char *nr = getenv("VKLLM_NO_REPLAY");
     c->replay = !(nr && *nr && strcmp(nr, "0")) && cache_bytes <= kern_max_binding(&c->k) &&
                 n_ctx <= KERN_ROPE_MAX_POS;
+    /* The fused layer binds the caches whole too. */
+    c->fused = cache_bytes <= kern_max_binding(&c->k) && n_ctx <= KERN_ROPE_MAX_POS;
+    const char *fl = getenv("VKLLM_FUSED_LAYER");
+    c->layout = !fl ? KERN_LAYER_AUTO : !strcmp(fl, "rows") ? KERN_LAYER_ROWS
+              : !strcmp(fl, "subgroups") ? KERN_LAYER_SUBGROUPS : KERN_LAYER_AUTO;
     c->last_gpu_ms = -1;
     *out = c;
     return VKLLM_OK;
@@ -351,6 +423,16 @@ static vkllm_status record(gpu_ctx *c, uint32_t n, uint32_t pos, gpu_out want, u
     if (stream && l0 < l1) TRY(stream_layer(c, l0));
     for (uint32_t i = l0; i < l1; i++) {
         const gpu_layer *L = &s->layers[i];
+        if (n == 1 && c->fused && L->pack.block) {
+            kern_layer_shape sh = layer_shape(s->desc, L->t[PT_WQ].type);
+            /* The weights and the visible cache once; a product's two flops per weight. */
+            uint64_t weights = 2 * d * qd + 2 * d * kvd + 3 * d * hp->n_ff;
+            OP("layer", sh.type, L->pack.size + 2 * ((uint64_t)pos + 1) * kvd * kv_esz + 2 * d * 4,
+               2 * weights + 4 * ((uint64_t)pos + 1) * qd,
+               kern_layer_ex(k, &sh, c->layout, &L->pack, L->pack_off, &b[PCB_X], &c->k_cache[i], &c->v_cache[i], c->kv_f16,
+                          pos));
+            continue;
+        }
         /* The next layer's host weights travel while this layer computes (the copy only waits
          * for the reads of the layer before, which used the same half). */
         if (stream && i + 1 < l1) TRY(stream_layer(c, i + 1));

@@ -6,7 +6,8 @@
  *
  * Weights live where the plan says: in device memory, or in host memory that the device reads
  * in place (imported from the memory-mapped file, else a host-visible copy). Every buffer is
- * an allocation of its own, allocated before any tensor byte is read. */
+ * an allocation of its own (a small layer's tensors share one, see gpu_layer), allocated
+ * before any tensor byte is read. */
 #ifndef VKLLM_GPU_FORWARD_H
 #define VKLLM_GPU_FORWARD_H
 
@@ -23,11 +24,15 @@ typedef struct gpu_tensor {
     uint32_t type;       /* ggml type id */
     uint32_t rows, cols; /* cols = ne[0] (contiguous), rows = ne[1] */
     int host;            /* kept in host memory */
+    int packed;          /* buf is a view into its layer's `pack` */
 } gpu_tensor;
 
-/* In plan_tensor order. */
+/* In plan_tensor order. A layer that the fused single-token kernel runs (runtime/kern/kern_layer.h)
+ * keeps its nine tensors in one allocation, `pack`, each at pack_off[j]. */
 typedef struct gpu_layer {
     gpu_tensor t[PT_COUNT];
+    vk_buf pack;         /* block NULL when the tensors are allocations of their own */
+    uint64_t pack_off[PT_COUNT];
 } gpu_layer;
 
 typedef struct gpu_stage {

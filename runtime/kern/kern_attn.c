@@ -46,6 +46,16 @@ static uint32_t div_up(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
 
 /* ------------------------------------------------------------------- rope ---- */
 
+void kern_rope_freqs(float freq_base, float freq_scale, uint32_t rot_dim, float out[4]) {
+    const double two_pi = 6.283185307179586476925;
+    double f0 = (double)freq_scale / two_pi;
+    double r = pow((double)freq_base, -2.0 / (double)rot_dim);
+    out[0] = (float)f0;
+    out[1] = (float)(f0 - (double)(float)f0);
+    out[2] = (float)r;
+    out[3] = (float)(r - (double)(float)r);
+}
+
 /* RoPE on x (n_heads) and, when x2 is given, on x2 (n_heads2) in the same dispatch. */
 static vkllm_status rope(kern_ctx *k, const vk_buf *x, uint32_t n_heads, const vk_buf *x2, uint32_t n_heads2,
                          uint32_t n_tok, uint32_t head_dim, uint32_t rot_dim, uint32_t pos0, float freq_base,
@@ -68,18 +78,14 @@ static vkllm_status rope(kern_ctx *k, const vk_buf *x, uint32_t n_heads, const v
         return vkl_err(VKLLM_ERR_INVALID_ARG, "kern_rope: %llu rotations exceed one dispatch",
                        (unsigned long long)n);
 
-    /* Turns per position for pair 0 and the ratio between pairs, each as a double-float
-     * (hi + lo) so the shader can rebuild any pair's frequency to ~2^-44. */
-    const double two_pi = 6.283185307179586476925;
-    double f0 = (double)freq_scale / two_pi;
-    double r = pow((double)freq_base, -2.0 / (double)rot_dim);
+    float fr[4];
+    kern_rope_freqs(freq_base, freq_scale, rot_dim, fr);
     struct {
         uint32_t n_tok, n_heads, head_dim, rot_dim, pos0, neox;
         float f0_hi, f0_lo, r_hi, r_lo, freq_scale, log2_base;
         uint32_t n_heads2;
     } pc = {n_tok, n_heads, head_dim, rot_dim, k->pos_buf ? 0 : pos0, neox ? 1u : 0u,
-            (float)f0, (float)(f0 - (double)(float)f0), (float)r, (float)(r - (double)(float)r),
-            freq_scale, (float)log2((double)freq_base), n_heads2};
+            fr[0], fr[1], fr[2], fr[3], freq_scale, (float)log2((double)freq_base), n_heads2};
 
     char defs[64];
     snprintf(defs, sizeof defs, "%s%s%s", x2 ? "ROPE_TWO=1" : "", x2 && k->pos_buf ? ";" : "",

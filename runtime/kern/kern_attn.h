@@ -23,6 +23,10 @@
 vkllm_status kern_rope(kern_ctx *k, const vk_buf *x, uint32_t n_tok, uint32_t n_heads,
                        uint32_t head_dim, uint32_t rot_dim, uint32_t pos0, float freq_base,
                        float freq_scale, int neox);
+/* What rope.glsl takes: turns per position of pair 0 (freq_scale / 2 pi) and the ratio between
+ * consecutive pairs' frequencies (freq_base^(-2/rot_dim)), each as a double-float (hi, lo) so
+ * the shader rebuilds any pair's frequency to ~2^-44: {f0_hi, f0_lo, r_hi, r_lo}. */
+void kern_rope_freqs(float freq_base, float freq_scale, uint32_t rot_dim, float out[4]);
 /* kern_rope on the queries q[n_tok][n_head] and the keys kk[n_tok][n_head_kv] in one dispatch. */
 vkllm_status kern_rope_qk(kern_ctx *k, const vk_buf *q, uint32_t n_head, const vk_buf *kk, uint32_t n_head_kv,
                           uint32_t n_tok, uint32_t head_dim, uint32_t rot_dim, uint32_t pos0, float freq_base,

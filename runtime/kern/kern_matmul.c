@@ -50,6 +50,13 @@ static const mm_type mm_types[WTYPE_COUNT] = {
     [WTYPE_Q6_K] = {"WTYPE_Q6_K=1", 256, 16, 16, 2, 0, 8},
 };
 
+const char *kern_dequant_define(uint32_t type, uint32_t *block) {
+    const mm_type *t = type < WTYPE_COUNT && wtype_get(type) ? &mm_types[type] : NULL;
+    if (!t || !t->define) return NULL;
+    *block = t->block;
+    return t->define;
+}
+
 /* A weight matrix as the shaders see it. */
 typedef struct mm_shape {
     const mm_type *t;

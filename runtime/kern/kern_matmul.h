@@ -81,6 +81,10 @@ vkllm_status kern_matmul(kern_ctx *k, uint32_t type, const vk_buf *w, uint64_t w
 vkllm_status kern_embed(kern_ctx *k, uint32_t type, const vk_buf *table, const vk_buf *ids,
                         uint32_t n_ids, const vk_buf *out, uint32_t dim);
 
+/* The define that selects `type` in dequant.glsl, with the elements per block the shaders
+ * count (4 for the float types); NULL for a type without GPU kernels. */
+const char *kern_dequant_define(uint32_t type, uint32_t *block);
+
 /* kern_matvec / kern_matmul with an explicit configuration (benchmarks and tests). A by_row
  * configuration falls back to the other kernel where matvec_rows.comp's layout needs are not
  * met (float rows with cols % 4 != 0, weights not 4-byte aligned, rows of an odd number of
