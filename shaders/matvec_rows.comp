@@ -7,7 +7,8 @@
 // No shared memory, no barriers. On GPUs neighbouring invocations would read different rows,
 // so there matvec.comp / matmul.comp are the kernels to use.
 // Needs the row start and length to be multiples of 4 bytes and the row a whole number of
-// GROUPs; the host checks that.
+// GROUPs; the host checks that. LOAD64 reads the words in pairs (rows and GROUPs on 8-byte
+// boundaries, which the host also checks).
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
@@ -25,7 +26,24 @@
 #define DQ_REGS_WORDS (uint(RL) * MR_WORDS)
 #include "dequant.glsl"
 
+#ifdef LOAD64
+// Weights read 64 bits at a time: half the loads (lavapipe loops over the lanes for each, and
+// its cost hardly depends on the width).
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(std430, binding = 0) readonly buffer W64 { uint64_t w64[]; };
+#endif
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+#ifdef X64
+// x read as a vec4 in two 64-bit loads instead of four 32-bit ones.
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(std430, binding = 1) readonly buffer XPairs { u64vec2 x64[]; };
+vec4 x_vec4(uint i) {
+    u64vec2 v = x64[i];
+    return uintBitsToFloat(uvec4(unpackUint2x32(v.x), unpackUint2x32(v.y)));
+}
+#else
+vec4 x_vec4(uint i) { return x4[i]; }
+#endif
 #if defined(ACC_Y) || defined(GLU_Y)
 layout(std430, binding = 2) buffer Y { float y[]; };
 #ifdef ACC_Y
@@ -74,14 +92,23 @@ void main() {
     n_groups -= min(n_groups, 1u); // deliberately wrong: tests prove they catch it
 #endif
     for (uint g = 0; g < n_groups; g++) {
+#ifdef LOAD64
+        [[unroll]] for (uint r = 0; r < RL; r++)
+            [[unroll]] for (uint k = 0; k < MR_WORDS / 2u; k++) {
+                uvec2 q = unpackUint2x32(w64[(wrow[r] + g * MR_WORDS) / 2u + k]);
+                dq_regs[r * MR_WORDS + 2u * k] = q.x;
+                dq_regs[r * MR_WORDS + 2u * k + 1u] = q.y;
+            }
+#else
         [[unroll]] for (uint r = 0; r < RL; r++)
             [[unroll]] for (uint k = 0; k < MR_WORDS; k++) dq_regs[r * MR_WORDS + k] = w32[wrow[r] + g * MR_WORDS + k];
+#endif
         [[unroll]] for (uint blk = 0; blk < GROUP; blk++) {
             uint col = (g * GROUP + blk) * DQ_BLOCK;
             [[unroll]] for (uint u = 0; u < DQ_UNITS; u++) {
                 vec4 xv[NT][DQ_UV4];
                 [[unroll]] for (uint t = 0; t < NT; t++)
-                    [[unroll]] for (uint i = 0; i < DQ_UV4; i++) xv[t][i] = x4[(xtok[t] + col + dq_elem(u, i)) >> 2];
+                    [[unroll]] for (uint i = 0; i < DQ_UV4; i++) xv[t][i] = x_vec4((xtok[t] + col + dq_elem(u, i)) >> 2);
                 [[unroll]] for (uint r = 0; r < RL; r++) {
                     vec4 v[DQ_UV4];
                     dq_unit(2u * r * MR_WORDS + blk * DQ_BLOCK_W16, u, 4u, v);

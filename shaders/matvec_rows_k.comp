@@ -26,6 +26,18 @@
 #endif
 
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+#ifdef X64
+// x read as a vec4 in two 64-bit loads instead of four 32-bit ones (lavapipe loops over the
+// lanes for each load, at about the same cost whatever its width).
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(std430, binding = 1) readonly buffer XPairs { u64vec2 x64[]; };
+vec4 x_vec4(uint i) {
+    u64vec2 v = x64[i];
+    return uintBitsToFloat(uvec4(unpackUint2x32(v.x), unpackUint2x32(v.y)));
+}
+#else
+vec4 x_vec4(uint i) { return x4[i]; }
+#endif
 #if defined(ACC_Y) || defined(GLU_Y)
 layout(std430, binding = 2) buffer Y { float y[]; };
 #ifdef ACC_Y
@@ -112,8 +124,8 @@ void main() {
                 vec4 xl[NT], xh[NT];
                 [[unroll]] for (uint t = 0; t < NT; t++) {
                     uint xi = xtok[t] + col + 64u * c + 4u * k;
-                    xl[t] = x4[xi >> 2];
-                    xh[t] = x4[(xi + 32u) >> 2];
+                    xl[t] = x_vec4(xi >> 2);
+                    xh[t] = x_vec4((xi + 32u) >> 2);
                 }
                 [[unroll]] for (uint r = 0; r < RL; r++) {
                     uint q = w32[wb[r] + DQ_QS32 + 8u * c + k];
@@ -184,7 +196,7 @@ void main() {
                 vec4 xv[NT][4];
                 [[unroll]] for (uint t = 0; t < NT; t++)
                     [[unroll]] for (uint i = 0; i < 4u; i++)
-                        xv[t][i] = x4[(xtok[t] + col + 128u * n + 4u * k + 32u * i) >> 2];
+                        xv[t][i] = x_vec4((xtok[t] + col + 128u * n + 4u * k + 32u * i) >> 2);
                 [[unroll]] for (uint r = 0; r < RL; r++) {
                     uint base = wq[r] + k + (odd[r] ? 1u : 0u);
                     uint na = w32[base + 16u * n], nb = w32[base + 16u * n + 8u];

@@ -164,7 +164,13 @@ int main(void) {
     vkllm_set_log_callback(th_log, NULL);
     static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
                                   "q4_K", "q5_K", "q6_K", "q4_K_M"};
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) run_type(types[t]);
+    /* A sanitizer build checks memory and threads, not numbers: one type per block family
+     * (float, legacy, K-quant with mixed layers) is enough there. */
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        char key[16];
+        snprintf(key, sizeof key, " %s ", types[t]);
+        if (!th_sanitized() || strstr(" f16 q4_0 q4_K_M ", key)) run_type(types[t]);
+    }
     CHECK_MSG(th_validation_messages() == 0, "the validation layer reported %d message(s)", th_validation_messages());
     return th_finish();
 }

@@ -193,14 +193,31 @@ typedef struct mm_plan {
  * instead of unrolling it, and reads any 2-byte-aligned layout. */
 static int mm_is_k(const mm_shape *s) { return s->t->block == 256; }
 
+/* Whether matvec_rows.comp may read this matrix's weights 64 bits at a time (LOAD64): every
+ * load a lavapipe lane makes costs about the same whatever its width up to 64 bits, so that
+ * halves the cost of reading the weights (Q4_0 decode: 1.4x on the 542M shape). Needs
+ * shaderInt64 and rows that start and end on 8-byte boundaries. Decode only: the matmul
+ * variants load each weight once per several tokens and are slow enough to compile. Not for
+ * the K-quants' kernel: pairs of words there doubled its unrolled body, and Q4_K's default
+ * 8 rows per invocation ran 1.35x slower. x is read 64 bits at a time (X64) by both by-row
+ * kernels wherever the device has shaderInt64. */
+static int mm_load64(const kern_ctx *k, const mm_shape *s, uint64_t w_off, uint32_t nt) {
+    return nt == 1 && vk_device_props(k->dev)->shader_int64 && !s->ragged && !mm_is_k(s) && w_off % 8 == 0 &&
+           s->row_bytes % 8 == 0;
+}
+
 /* Blocks per register load for matvec_rows.comp (1 for matvec_rows_k.comp), or 0 when it does
  * not serve the type or this layout: the row start and length must be 4-byte multiples and the
- * row a whole number of groups. */
-static uint32_t mm_by_row_group(const mm_shape *s, uint32_t cols, uint64_t w_off) {
+ * row a whole number of groups; with load64 (mm_load64) a group is a whole number of 8-byte
+ * words where the row allows. */
+static uint32_t mm_by_row_group(const mm_shape *s, uint32_t cols, uint64_t w_off, int load64) {
     if (s->t->cpu_rl && mm_is_k(s)) return 1;
     if (!s->t->cpu_rl || s->ragged || w_off % 4 || s->row_bytes % 4) return 0;
     uint32_t blocks = s->units / s->t->units;
     uint32_t bytes = s->t->elem_bytes ? 4 * s->t->elem_bytes : (uint32_t)(s->row_bytes / (cols / s->t->block));
+    if (load64)
+        for (uint32_t g = s->t->elem_bytes ? 4 : 1; g <= 4; g *= 2)
+            if (g * bytes % 8 == 0 && blocks % g == 0) return g;
     uint32_t need = bytes % 4 ? 2 : 1;
     /* Float blocks are 4 values: load 16 at a time. One choice per type where possible, so a
      * model compiles one variant. */
@@ -217,11 +234,13 @@ static const char *mm_by_row_shader(const mm_shape *s) {
  * word and 2 bytes past one when every row starts on a word; matvec_rows_k.comp then compiles
  * each case on its own instead of testing every row's alignment. */
 static void mm_by_row_defines(const mm_shape *s, uint32_t group, uint32_t rl, uint32_t nt, uint64_t w_off,
-                              char *out, size_t n) {
+                              int load64, int x64_ok, char *out, size_t n) {
     uint64_t block_bytes = s->row_bytes / (s->units / s->t->units);
     int pairs = block_bytes % 4 != 0 && w_off % 4 == 0 && s->row_bytes % 4 == 0;
-    if (mm_is_k(s)) snprintf(out, n, "RL=%u;NT=%u%s", rl, nt, pairs ? ";K_PAIRS=1" : "");
-    else snprintf(out, n, "GROUP=%u;RL=%u;NT=%u", group, rl, nt);
+    const char *l64 = load64 && group * block_bytes % 8 == 0 ? ";LOAD64=1" : "";
+    const char *x64 = x64_ok ? ";X64=1" : "";
+    if (mm_is_k(s)) snprintf(out, n, "RL=%u;NT=%u%s%s%s", rl, nt, pairs ? ";K_PAIRS=1" : "", l64, x64);
+    else snprintf(out, n, "GROUP=%u;RL=%u;NT=%u%s%s", group, rl, nt, l64, x64);
 }
 
 int kern_int_dot_supported(const vkllm_device_info *info, uint32_t type) {
@@ -268,7 +287,7 @@ static vkllm_status mm_plan_idot(kern_ctx *k, const char *who, uint32_t type, co
                        "tokens) is out of range: at most %u rows x tokens%s", who, by_row ? "by row" : "shared rows",
                        wg, rl, nt, IDOT_TILE_MAX, by_row ? "" : " and 64 subgroups a workgroup");
     char more[64];
-    uint32_t group = by_row && !mm_is_k(s) ? mm_by_row_group(s, cols, w_off) : 0;
+    uint32_t group = by_row && !mm_is_k(s) ? mm_by_row_group(s, cols, w_off, 0) : 0;
     snprintf(more, sizeof more, "ROWS=%u;NT=%u%s", rl, nt, by_row ? ";BY_ROW=1" : "");
     if (group) snprintf(more + strlen(more), sizeof more - strlen(more), ";GROUP=%u", group);
     *pl = (mm_plan){MM_IDOT, NULL, NULL, wg, by_row ? wg * rl : rl, nt, 0};
@@ -289,9 +308,11 @@ static vkllm_status mm_plan_matvec(kern_ctx *k, const kern_matvec_cfg *cfg, uint
     if (cfg->int_dot)
         return mm_plan_idot(k, "kern_matvec", type, s, cols, w_off, cfg->by_row, cfg->wg, cfg->rows, 1, pl);
     char more[64];
-    uint32_t group = cfg->by_row ? mm_by_row_group(s, cols, w_off) : 0;
+    int load64 = mm_load64(k, s, w_off, 1);
+    uint32_t group = cfg->by_row ? mm_by_row_group(s, cols, w_off, load64) : 0;
     if (group) {
-        mm_by_row_defines(s, group, cfg->rows, 1, w_off, more, sizeof more);
+        mm_by_row_defines(s, group, cfg->rows, 1, w_off, load64, vk_device_props(k->dev)->shader_int64, more,
+                          sizeof more);
         *pl = (mm_plan){MM_BY_ROW, NULL, NULL, cfg->wg, cfg->wg * cfg->rows, 1, group};
         return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, cfg->wg, &pl->pipe);
     }
@@ -312,7 +333,7 @@ static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, uint32
         return mm_plan_idot(k, "kern_matmul", type, s, cols, w_off, c->by_row, c->by_row ? c->bm / c->tm : c->bm,
                             c->tm, c->tn, pl);
     }
-    uint32_t group = c->by_row ? mm_by_row_group(s, cols, w_off) : 0;
+    uint32_t group = c->by_row ? mm_by_row_group(s, cols, w_off, 0) : 0;
     if (c->by_row) {
         if (!c->tm || !c->tn || c->tm > 64 || c->tn > 64 || c->bm % c->tm || !c->bm ||
             c->bm / c->tm > info->max_workgroup_invocations)
@@ -320,7 +341,8 @@ static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, uint32
                            "of range", c->bm, c->tm, c->tn);
         if (group) {
             uint32_t wg = c->bm / c->tm;
-            mm_by_row_defines(s, group, c->tm, c->tn, w_off, more, sizeof more);
+            mm_by_row_defines(s, group, c->tm, c->tn, w_off, mm_load64(k, s, w_off, c->tn),
+                              vk_device_props(k->dev)->shader_int64, more, sizeof more);
             *pl = (mm_plan){MM_BY_ROW, NULL, NULL, wg, c->bm, c->tn, group};
             return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, wg, &pl->pipe);
         }
