@@ -143,13 +143,14 @@ static int layer_packs(vk_device *dev, const llama_model_desc *desc, const plan_
     return kern_layer_check(&k, &sh) == VKLLM_OK;
 }
 
-/* One allocation for the nine tensors of a layer, each at a 256-byte boundary, and the
- * tensors as views into it. */
+/* One allocation for the nine tensors of a layer and the tensors as views into it, each where
+ * an allocation of its own would be rounded to: at legal binding offsets, and the pack no
+ * larger than the nine allocations the planner counted. */
 static vkllm_status layer_pack_alloc(vk_device *dev, const llama_layer *ll, gpu_layer *L) {
-    uint64_t total = 0;
+    uint64_t align = vk_alloc_alignment(vk_device_props(dev)->min_storage_buffer_offset_alignment), total = 0;
     for (int j = 0; j < PT_COUNT; j++) {
         L->pack_off[j] = total;
-        total += vkl_align_up(plan_layer_tensor(ll, (plan_tensor)j)->size, 256);
+        total += vkl_align_up(plan_layer_tensor(ll, (plan_tensor)j)->size, align);
     }
     vkllm_status st = vk_buf_alloc_dedicated(dev, VK_MEM_DEVICE, total, &L->pack);
     for (int j = 0; !st && j < PT_COUNT; j++) {
