@@ -171,7 +171,9 @@ typedef struct vkllm_device_info {
     uint32_t min_storage_buffer_offset_alignment;
     float timestamp_period_ns;
     int compute_only_queue; /* a queue family with compute but not graphics exists */
-    uint32_t reserved[8]; /* zero: members added later take this space */
+    uint32_t max_uniform_buffer_range;
+    uint32_t min_uniform_buffer_offset_alignment;
+    uint32_t reserved[6]; /* zero: members added later take this space */
 } vkllm_device_info;
 
 /* The device index of vkllm's own CPU path (multi-threaded SIMD kernels, weights read in place

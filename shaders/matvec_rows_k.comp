@@ -25,19 +25,7 @@
 #define NT 1
 #endif
 
-layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
-#ifdef X64
-// x read as a vec4 in two 64-bit loads instead of four 32-bit ones (lavapipe loops over the
-// lanes for each load, at about the same cost whatever its width).
-#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
-layout(std430, binding = 1) readonly buffer XPairs { u64vec2 x64[]; };
-vec4 x_vec4(uint i) {
-    u64vec2 v = x64[i];
-    return uintBitsToFloat(uvec4(unpackUint2x32(v.x), unpackUint2x32(v.y)));
-}
-#else
-vec4 x_vec4(uint i) { return x4[i]; }
-#endif
+#include "x_load.glsl"
 #if defined(ACC_Y) || defined(GLU_Y)
 layout(std430, binding = 2) buffer Y { float y[]; };
 #ifdef ACC_Y

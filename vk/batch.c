@@ -93,12 +93,13 @@ static vkllm_status add_pool(vk_batch *b) {
     if (b->n_pools == MAX_POOLS)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "a batch exceeded %d dispatches; submit more often",
                        MAX_POOLS * SETS_PER_POOL);
-    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                               .descriptorCount = SETS_PER_POOL * VK_MAX_BINDINGS};
+    VkDescriptorPoolSize ps[2] = {{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                   .descriptorCount = SETS_PER_POOL * VK_MAX_BINDINGS},
+                                  {.type = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, .descriptorCount = SETS_PER_POOL}};
     VkDescriptorPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                      .maxSets = SETS_PER_POOL,
-                                     .poolSizeCount = 1,
-                                     .pPoolSizes = &ps};
+                                     .poolSizeCount = 2,
+                                     .pPoolSizes = ps};
     VK_TRY(vkCreateDescriptorPool(b->dev->device, &ci, NULL, &b->pools[b->n_pools]));
     b->n_pools++;
     return VKLLM_OK;
@@ -197,7 +198,8 @@ static vkllm_status track(vk_batch *b, VkBuffer buf, uint64_t lo, uint64_t hi, i
     if (conflict) {
         VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                               .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_UNIFORM_READ_BIT |
+                                               VK_ACCESS_SHADER_WRITE_BIT |
                                                VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
         VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
         vkCmdPipelineBarrier(b->cb, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
@@ -231,7 +233,7 @@ static vkllm_status check_recording(const vk_batch *b, const char *what) {
     return VKLLM_OK;
 }
 
-static vkllm_status check_bind(vk_batch *b, const vk_bind *bd, uint64_t *abs_off, uint64_t *size) {
+static vkllm_status check_bind(vk_batch *b, const vk_bind *bd, int uniform, uint64_t *abs_off, uint64_t *size) {
     const vkllm_device_info *info = b->dev->info;
     uint64_t sz = bd->size ? bd->size : bd->buf->size - bd->offset;
     if (bd->offset > bd->buf->size || sz > bd->buf->size - bd->offset || sz == 0)
@@ -247,6 +249,10 @@ static vkllm_status check_bind(vk_batch *b, const vk_bind *bd, uint64_t *abs_off
         return vkl_err(VKLLM_ERR_INVALID_ARG, "binding of %llu bytes exceeds maxStorageBufferRange "
                        "(%llu): split the tensor", (unsigned long long)sz,
                        (unsigned long long)info->max_storage_buffer_range);
+    if (uniform && (*abs_off % info->min_uniform_buffer_offset_alignment || sz > info->max_uniform_buffer_range))
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "uniform binding [%llu, +%llu) breaks minUniformBufferOffsetAlignment "
+                       "(%u) or maxUniformBufferRange (%u)", (unsigned long long)*abs_off, (unsigned long long)sz,
+                       info->min_uniform_buffer_offset_alignment, info->max_uniform_buffer_range);
     *size = sz;
     return VKLLM_OK;
 }
@@ -270,7 +276,7 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
     uint64_t offs[VK_MAX_BINDINGS], sizes[VK_MAX_BINDINGS];
     for (uint32_t i = 0; i < n_binds; i++) {
         st = check_owner(b, binds[i].buf, "binding");
-        if (!st) st = check_bind(b, &binds[i], &offs[i], &sizes[i]);
+        if (!st) st = check_bind(b, &binds[i], p->desc.uniform_mask >> i & 1, &offs[i], &sizes[i]);
         if (st) {
             if (label) vkl_err_context("%s (%s) binding %u", label, p->desc.shader, i);
             else vkl_err_context("%s binding %u", p->desc.shader, i);
@@ -288,7 +294,9 @@ vkllm_status vk_batch_dispatch(vk_batch *b, vk_pipeline *p, const vk_bind *binds
         writes[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                            .dstBinding = i,
                                            .descriptorCount = 1,
-                                           .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                           .descriptorType = p->desc.uniform_mask >> i & 1
+                                                                 ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                                                 : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                            .pBufferInfo = &infos[i]};
     }
     vkCmdBindPipeline(b->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);

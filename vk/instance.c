@@ -216,6 +216,8 @@ static vkllm_status describe_device(VkPhysicalDevice pd, uint32_t index, vkllm_d
         d->max_workgroup_count[i] = l->maxComputeWorkGroupCount[i];
     }
     d->min_storage_buffer_offset_alignment = (uint32_t)l->minStorageBufferOffsetAlignment;
+    d->max_uniform_buffer_range = l->maxUniformBufferRange;
+    d->min_uniform_buffer_offset_alignment = (uint32_t)l->minUniformBufferOffsetAlignment;
     d->timestamp_period_ns = l->timestampPeriod;
 
     VkPhysicalDeviceMemoryBudgetPropertiesEXT budget = {

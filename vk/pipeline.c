@@ -120,7 +120,7 @@ void vk_pipeline_cache_save(vk_device *dev) {
 static int desc_equal(const vk_pipeline_desc *a, const vk_pipeline_desc *b) {
     return !strcmp(a->shader, b->shader) &&
            !strcmp(a->defines ? a->defines : "", b->defines ? b->defines : "") &&
-           a->n_bindings == b->n_bindings && a->push_size == b->push_size && a->n_spec == b->n_spec &&
+           a->n_bindings == b->n_bindings && a->uniform_mask == b->uniform_mask && a->push_size == b->push_size && a->n_spec == b->n_spec &&
            !memcmp(a->spec, b->spec, a->n_spec * sizeof a->spec[0]);
 }
 
@@ -158,7 +158,9 @@ static vkllm_status create(vk_device *dev, vk_pipeline *p, const vk_spirv *spv, 
     VkDescriptorSetLayoutBinding b[VK_MAX_BINDINGS];
     for (uint32_t i = 0; i < d->n_bindings; i++)
         b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                              .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorType = d->uniform_mask >> i & 1
+                                                                    ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+                                                                    : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                               .descriptorCount = 1,
                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo dl = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,

@@ -94,12 +94,30 @@ static uint64_t mm_granule(const kern_ctx *k) {
     return a > 16 ? a : 16;
 }
 
-/* Binds [off, off + size) of b from the granule at or below off; *skip = bytes before off. */
-static vk_bind mm_bind(const kern_ctx *k, const vk_buf *b, uint64_t off, uint64_t size, int write,
-                       uint64_t *skip) {
-    uint64_t g = mm_granule(k);
+/* The granule of a binding that may be a uniform buffer too (both alignments are powers of two). */
+static uint64_t mm_ubo_granule(const kern_ctx *k) {
+    uint64_t g = mm_granule(k), a = vk_device_props(k->dev)->min_uniform_buffer_offset_alignment;
+    return a > g ? a : g;
+}
+
+/* Binds [off, off + size) of b from the granule g at or below off; *skip = bytes before off. */
+static vk_bind mm_bind_at(uint64_t g, const vk_buf *b, uint64_t off, uint64_t size, int write, uint64_t *skip) {
     *skip = off % g;
     return (vk_bind){b, off - *skip, *skip + size, write};
+}
+
+static vk_bind mm_bind(const kern_ctx *k, const vk_buf *b, uint64_t off, uint64_t size, int write,
+                       uint64_t *skip) {
+    return mm_bind_at(mm_granule(k), b, off, size, write, skip);
+}
+
+/* x_load.glsl's XUBO for a by-row product of one token: the uniform buffer's size in vec4s when
+ * x (cols floats from the granule below it) fits maxUniformBufferRange, capped at 64 KiB so that
+ * one size serves every shape; 0 when x stays a storage buffer (LLaMA-65B's ffn rows, 88 KiB). */
+static uint32_t mm_x_ubo(const kern_ctx *k, uint32_t cols) {
+    uint64_t range = vk_device_props(k->dev)->max_uniform_buffer_range;
+    if (range > 65536) range = 65536;
+    return (uint64_t)cols * 4 + mm_ubo_granule(k) <= range ? (uint32_t)(range / 16) : 0;
 }
 
 static vkllm_status mm_check_range(const char *who, const char *what, const vk_buf *b, uint64_t off,
@@ -129,7 +147,8 @@ static vkllm_status mm_check_offsets(const char *who, const mm_shape *s, uint64_
 }
 
 static vkllm_status mm_pipeline(kern_ctx *k, const char *shader, const mm_shape *s, const char *more,
-                                uint32_t n_bind, uint32_t push, uint32_t wg, vk_pipeline **out) {
+                                uint32_t n_bind, uint32_t uniform_mask, uint32_t push, uint32_t wg,
+                                vk_pipeline **out) {
     char defines[512];
     int n = snprintf(defines, sizeof defines, "%s%s%s%s%s%s%s", s->t->define, s->ragged ? ";DQ_RAGGED=1" : "",
                      more ? ";" : "", more ? more : "", k->acc_y ? ";ACC_Y=1" : k->glu_y ? ";GLU_Y=1" : "", k->extra_defines ? ";" : "",
@@ -137,6 +156,7 @@ static vkllm_status mm_pipeline(kern_ctx *k, const char *shader, const mm_shape 
     if (n < 0 || (size_t)n >= sizeof defines)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "%s: defines too long (%d bytes)", shader, n);
     vk_pipeline_desc d = {.shader = shader, .defines = defines, .n_bindings = n_bind,
+                          .uniform_mask = uniform_mask,
                           .push_size = push, .n_spec = 1, .spec = {wg}};
     return vk_pipeline_get(k->dev, &d, out);
 }
@@ -187,6 +207,7 @@ typedef struct mm_plan {
     uint32_t tile_rows;    /* rows per workgroup */
     uint32_t tile_tok;     /* tokens per workgroup */
     uint32_t group;        /* MM_BY_ROW: blocks per register load */
+    uint32_t x_ubo;        /* MM_BY_ROW: x is a uniform buffer of this many vec4s (0: storage) */
 } mm_plan;
 
 /* The K-quants' by-row kernel, matvec_rows_k.comp, loops over each 256-element super-block
@@ -200,7 +221,8 @@ static int mm_is_k(const mm_shape *s) { return s->t->block == 256; }
  * variants load each weight once per several tokens and are slow enough to compile. Not for
  * the K-quants' kernel: pairs of words there doubled its unrolled body, and Q4_K's default
  * 8 rows per invocation ran 1.35x slower. x is read 64 bits at a time (X64) by both by-row
- * kernels wherever the device has shaderInt64. */
+ * kernels wherever the device has shaderInt64, or for one token from a uniform buffer (XUBO,
+ * x_load.glsl) where it fits one. */
 static int mm_load64(const kern_ctx *k, const mm_shape *s, uint64_t w_off, uint32_t nt) {
     return nt == 1 && vk_device_props(k->dev)->shader_int64 && !s->ragged && !mm_is_k(s) && w_off % 8 == 0 &&
            s->row_bytes % 8 == 0;
@@ -234,13 +256,15 @@ static const char *mm_by_row_shader(const mm_shape *s) {
  * word and 2 bytes past one when every row starts on a word; matvec_rows_k.comp then compiles
  * each case on its own instead of testing every row's alignment. */
 static void mm_by_row_defines(const mm_shape *s, uint32_t group, uint32_t rl, uint32_t nt, uint64_t w_off,
-                              int load64, int x64_ok, char *out, size_t n) {
+                              int load64, int x64_ok, uint32_t x_ubo, char *out, size_t n) {
     uint64_t block_bytes = s->row_bytes / (s->units / s->t->units);
     int pairs = block_bytes % 4 != 0 && w_off % 4 == 0 && s->row_bytes % 4 == 0;
     const char *l64 = load64 && group * block_bytes % 8 == 0 ? ";LOAD64=1" : "";
-    const char *x64 = x64_ok ? ";X64=1" : "";
-    if (mm_is_k(s)) snprintf(out, n, "RL=%u;NT=%u%s%s%s", rl, nt, pairs ? ";K_PAIRS=1" : "", l64, x64);
-    else snprintf(out, n, "GROUP=%u;RL=%u;NT=%u%s%s", group, rl, nt, l64, x64);
+    char xd[32];
+    if (x_ubo) snprintf(xd, sizeof xd, ";XUBO=%u", x_ubo);
+    else snprintf(xd, sizeof xd, "%s", x64_ok ? ";X64=1" : "");
+    if (mm_is_k(s)) snprintf(out, n, "RL=%u;NT=%u%s%s%s", rl, nt, pairs ? ";K_PAIRS=1" : "", l64, xd);
+    else snprintf(out, n, "GROUP=%u;RL=%u;NT=%u%s%s", group, rl, nt, l64, xd);
 }
 
 int kern_int_dot_supported(const vkllm_device_info *info, uint32_t type) {
@@ -290,8 +314,8 @@ static vkllm_status mm_plan_idot(kern_ctx *k, const char *who, uint32_t type, co
     uint32_t group = by_row && !mm_is_k(s) ? mm_by_row_group(s, cols, w_off, 0) : 0;
     snprintf(more, sizeof more, "ROWS=%u;NT=%u%s", rl, nt, by_row ? ";BY_ROW=1" : "");
     if (group) snprintf(more + strlen(more), sizeof more - strlen(more), ";GROUP=%u", group);
-    *pl = (mm_plan){MM_IDOT, NULL, NULL, wg, by_row ? wg * rl : rl, nt, 0};
-    vkllm_status st = mm_pipeline(k, "matvec_idot.comp", s, more, 4, 9 * 4, wg, &pl->pipe);
+    *pl = (mm_plan){MM_IDOT, NULL, NULL, wg, by_row ? wg * rl : rl, nt, 0, 0};
+    vkllm_status st = mm_pipeline(k, "matvec_idot.comp", s, more, 4, 0, 9 * 4, wg, &pl->pipe);
     if (st) return st;
     /* One quantizer for every weight type: only the caller's extra defines. */
     vk_pipeline_desc d = {.shader = "quantize_q8.comp", .defines = k->extra_defines, .n_bindings = 3,
@@ -311,15 +335,16 @@ static vkllm_status mm_plan_matvec(kern_ctx *k, const kern_matvec_cfg *cfg, uint
     int load64 = mm_load64(k, s, w_off, 1);
     uint32_t group = cfg->by_row ? mm_by_row_group(s, cols, w_off, load64) : 0;
     if (group) {
-        mm_by_row_defines(s, group, cfg->rows, 1, w_off, load64, vk_device_props(k->dev)->shader_int64, more,
-                          sizeof more);
-        *pl = (mm_plan){MM_BY_ROW, NULL, NULL, cfg->wg, cfg->wg * cfg->rows, 1, group};
-        return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, cfg->wg, &pl->pipe);
+        uint32_t x_ubo = mm_x_ubo(k, cols);
+        mm_by_row_defines(s, group, cfg->rows, 1, w_off, load64, vk_device_props(k->dev)->shader_int64, x_ubo,
+                          more, sizeof more);
+        *pl = (mm_plan){MM_BY_ROW, NULL, NULL, cfg->wg, cfg->wg * cfg->rows, 1, group, x_ubo};
+        return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, x_ubo ? 2u : 0u, 9 * 4, cfg->wg, &pl->pipe);
     }
     uint32_t rows = cfg->by_row ? 2 : cfg->rows, wg = cfg->by_row ? 64 : cfg->wg;
     snprintf(more, sizeof more, "ROWS=%u", rows);
-    *pl = (mm_plan){MM_MATVEC, NULL, NULL, wg, rows, 1, 0};
-    return mm_pipeline(k, "matvec.comp", s, more, 3, 7 * 4, wg, &pl->pipe);
+    *pl = (mm_plan){MM_MATVEC, NULL, NULL, wg, rows, 1, 0, 0};
+    return mm_pipeline(k, "matvec.comp", s, more, 3, 0, 7 * 4, wg, &pl->pipe);
 }
 
 static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, uint32_t type, const mm_shape *s,
@@ -341,10 +366,12 @@ static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, uint32
                            "of range", c->bm, c->tm, c->tn);
         if (group) {
             uint32_t wg = c->bm / c->tm;
+            /* x stays a storage buffer: with several tokens the products, not the x loads,
+             * bound the time (a uniform x at 4 tokens a tile ran no faster). */
             mm_by_row_defines(s, group, c->tm, c->tn, w_off, mm_load64(k, s, w_off, c->tn),
-                              vk_device_props(k->dev)->shader_int64, more, sizeof more);
-            *pl = (mm_plan){MM_BY_ROW, NULL, NULL, wg, c->bm, c->tn, group};
-            return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 9 * 4, wg, &pl->pipe);
+                              vk_device_props(k->dev)->shader_int64, 0, more, sizeof more);
+            *pl = (mm_plan){MM_BY_ROW, NULL, NULL, wg, c->bm, c->tn, group, 0};
+            return mm_pipeline(k, mm_by_row_shader(s), s, more, 3, 0, 9 * 4, wg, &pl->pipe);
         }
         kern_matmul_cfg tiled = mm_tiled_default(k);
         return mm_plan_matmul(k, &tiled, type, s, cols, w_off, pl);
@@ -362,8 +389,8 @@ static vkllm_status mm_plan_matmul(kern_ctx *k, const kern_matmul_cfg *c, uint32
                        c->bm, c->bn, c->bk, c->tm, c->tn, (unsigned long long)wg,
                        (unsigned long long)shared, info->max_workgroup_invocations, info->max_shared_memory);
     snprintf(more, sizeof more, "BM=%u;BN=%u;BK=%u;TM=%u;TN=%u", c->bm, c->bn, c->bk, c->tm, c->tn);
-    *pl = (mm_plan){MM_TILED, NULL, NULL, (uint32_t)wg, c->bm, c->bn, 0};
-    return mm_pipeline(k, "matmul.comp", s, more, 3, 10 * 4, (uint32_t)wg, &pl->pipe);
+    *pl = (mm_plan){MM_TILED, NULL, NULL, (uint32_t)wg, c->bm, c->bn, 0, 0};
+    return mm_pipeline(k, "matmul.comp", s, more, 3, 0, 10 * 4, (uint32_t)wg, &pl->pipe);
 }
 
 /* Records Y = X W^T (n_tok == 1: y = W x) with the planned kernel, in token chunks and row
@@ -383,7 +410,8 @@ static vkllm_status mm_record(kern_ctx *k, const char *who, const mm_plan *pl, c
     for (uint32_t t0 = 0, nt; t0 < n_tok; t0 += nt) {
         nt = n_tok - t0 < nt_max ? n_tok - t0 : (uint32_t)nt_max;
         uint64_t xskip, wskip, yskip;
-        vk_bind bx = mm_bind(k, x, x_off + (uint64_t)t0 * cols * 4, (uint64_t)nt * cols * 4, 0, &xskip);
+        vk_bind bx = mm_bind_at(pl->x_ubo ? mm_ubo_granule(k) : g, x, x_off + (uint64_t)t0 * cols * 4,
+                                (uint64_t)nt * cols * 4, 0, &xskip);
         for (uint32_t r0 = 0, cr; r0 < rows; r0 += cr) {
             cr = mm_chunk_rows(k, w_off, s->row_bytes, r0, rows - r0);
             if (cr == 0)
@@ -557,7 +585,7 @@ vkllm_status kern_embed(kern_ctx *k, uint32_t type, const vk_buf *table, const v
     if (ni_max > UINT32_MAX / s.units) ni_max = UINT32_MAX / s.units;
 
     vk_pipeline *p;
-    if ((st = mm_pipeline(k, "embed.comp", &s, NULL, 3, 11 * 4, MM_EMBED_WG, &p))) return st;
+    if ((st = mm_pipeline(k, "embed.comp", &s, NULL, 3, 0, 11 * 4, MM_EMBED_WG, &p))) return st;
 
     for (uint32_t i0 = 0, ni; i0 < n_ids; i0 += ni) {
         ni = n_ids - i0 < ni_max ? n_ids - i0 : (uint32_t)ni_max;
