@@ -14,7 +14,8 @@
 //            DQ_UV4      vec4s per unit
 // dq_unit(wb, u, lim, v): unit u of the block starting at 16-bit word wb. lim is read only
 // by the float types under DQ_RAGGED (rows whose length is not a multiple of 4): the count
-// of elements of the unit that lie inside the row.
+// of elements of the unit that lie inside the row. DQ_AFFINE types also have dq_affine and
+// dq_unit_q (at the end).
 
 #if !defined(WTYPE_F32) && !defined(WTYPE_F16) && !defined(WTYPE_BF16) && \
     !defined(WTYPE_Q4_0) && !defined(WTYPE_Q4_1) && !defined(WTYPE_Q5_0) && \
@@ -91,6 +92,9 @@ float dq_half(uint i) { return unpackHalf2x16(dq_w16(i)).x; }
 uvec4 dq_bytes(uint q, uint shift, uint mask) {
     return (uvec4(q) >> (uvec4(0u, 8u, 16u, 24u) + shift)) & mask;
 }
+// Small unsigned values as floats, converted as signed: x86 before AVX-512 has no unsigned
+// conversion, and CPU devices would emulate one in several instructions.
+vec4 dq_f(uvec4 q) { return vec4(ivec4(q)); }
 // Bit `bit` of each of the four bytes of q.
 uvec4 dq_bits(uint q, uint bit) { return (uvec4(q) >> (uvec4(0u, 8u, 16u, 24u) + bit)) & 1u; }
 
@@ -124,11 +128,15 @@ void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
 
 uint dq_elem(uint u, uint i) { return 4u * u + 16u * i; }
 
-void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
+vec2 dq_affine(uint wb) {
     float d = dq_half(wb);
+    return vec2(d, -8.0 * d);
+}
+
+void dq_unit_q(uint wb, uint u, out vec4 v[DQ_UV4]) {
     uint q = dq_u32_at(wb + 1u + 2u * u);
-    v[0] = d * (vec4(dq_bytes(q, 0u, 15u)) - 8.0);
-    v[1] = d * (vec4(dq_bytes(q, 4u, 15u)) - 8.0);
+    v[0] = dq_f(dq_bytes(q, 0u, 15u));
+    v[1] = dq_f(dq_bytes(q, 4u, 15u));
 }
 
 #elif defined(WTYPE_Q4_1)
@@ -137,11 +145,12 @@ void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
 
 uint dq_elem(uint u, uint i) { return 4u * u + 16u * i; }
 
-void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
-    vec2 dm = unpackHalf2x16(dq_w32(wb));
+vec2 dq_affine(uint wb) { return unpackHalf2x16(dq_w32(wb)); }
+
+void dq_unit_q(uint wb, uint u, out vec4 v[DQ_UV4]) {
     uint q = dq_w32(wb + 2u + 2u * u);
-    v[0] = dm.x * vec4(dq_bytes(q, 0u, 15u)) + dm.y;
-    v[1] = dm.x * vec4(dq_bytes(q, 4u, 15u)) + dm.y;
+    v[0] = dq_f(dq_bytes(q, 0u, 15u));
+    v[1] = dq_f(dq_bytes(q, 4u, 15u));
 }
 
 #elif defined(WTYPE_Q5_0)
@@ -150,14 +159,18 @@ void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
 
 uint dq_elem(uint u, uint i) { return 4u * u + 16u * i; }
 
-void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
+vec2 dq_affine(uint wb) {
     float d = dq_half(wb);
+    return vec2(d, -16.0 * d);
+}
+
+void dq_unit_q(uint wb, uint u, out vec4 v[DQ_UV4]) {
     uint qh = dq_u32_at(wb + 1u);
     uint q = dq_u32_at(wb + 3u + 2u * u);
     uvec4 hl = (uvec4(qh >> (4u * u)) >> uvec4(0u, 1u, 2u, 3u)) & 1u;
     uvec4 hh = (uvec4(qh >> (4u * u + 16u)) >> uvec4(0u, 1u, 2u, 3u)) & 1u;
-    v[0] = d * (vec4(dq_bytes(q, 0u, 15u) | (hl << 4)) - 16.0);
-    v[1] = d * (vec4(dq_bytes(q, 4u, 15u) | (hh << 4)) - 16.0);
+    v[0] = dq_f(dq_bytes(q, 0u, 15u) | (hl << 4));
+    v[1] = dq_f(dq_bytes(q, 4u, 15u) | (hh << 4));
 }
 
 #elif defined(WTYPE_Q5_1)
@@ -166,14 +179,15 @@ void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
 
 uint dq_elem(uint u, uint i) { return 4u * u + 16u * i; }
 
-void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
-    vec2 dm = unpackHalf2x16(dq_w32(wb));
+vec2 dq_affine(uint wb) { return unpackHalf2x16(dq_w32(wb)); }
+
+void dq_unit_q(uint wb, uint u, out vec4 v[DQ_UV4]) {
     uint qh = dq_w32(wb + 2u);
     uint q = dq_w32(wb + 4u + 2u * u);
     uvec4 hl = (uvec4(qh >> (4u * u)) >> uvec4(0u, 1u, 2u, 3u)) & 1u;
     uvec4 hh = (uvec4(qh >> (4u * u + 16u)) >> uvec4(0u, 1u, 2u, 3u)) & 1u;
-    v[0] = dm.x * vec4(dq_bytes(q, 0u, 15u) | (hl << 4)) + dm.y;
-    v[1] = dm.x * vec4(dq_bytes(q, 4u, 15u) | (hh << 4)) + dm.y;
+    v[0] = dq_f(dq_bytes(q, 0u, 15u) | (hl << 4));
+    v[1] = dq_f(dq_bytes(q, 4u, 15u) | (hh << 4));
 }
 
 #elif defined(WTYPE_Q8_0)
@@ -184,10 +198,11 @@ uint dq_elem(uint u, uint i) { return 8u * u + 4u * i; }
 
 vec4 dq_i8x4(uint q) { return vec4(ivec4(uvec4(q) << uvec4(24u, 16u, 8u, 0u)) >> 24); }
 
-void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
-    float d = dq_half(wb);
-    v[0] = d * dq_i8x4(dq_u32_at(wb + 1u + 4u * u));
-    v[1] = d * dq_i8x4(dq_u32_at(wb + 3u + 4u * u));
+vec2 dq_affine(uint wb) { return vec2(dq_half(wb), 0.0); }
+
+void dq_unit_q(uint wb, uint u, out vec4 v[DQ_UV4]) {
+    v[0] = dq_i8x4(dq_u32_at(wb + 1u + 4u * u));
+    v[1] = dq_i8x4(dq_u32_at(wb + 3u + 4u * u));
 }
 
 #elif defined(WTYPE_Q4_K) || defined(WTYPE_Q5_K)
@@ -217,16 +232,16 @@ void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
     uint qi = wb + 2u * DQ_QS32 + 16u * c + 4u * s;
     uint qa = dq_w32(qi), qb = dq_w32(qi + 2u);
 #ifdef WTYPE_Q4_K
-    v[0] = d0 * vec4(dq_bytes(qa, 0u, 15u)) - o0;
-    v[1] = d0 * vec4(dq_bytes(qb, 0u, 15u)) - o0;
-    v[2] = d1 * vec4(dq_bytes(qa, 4u, 15u)) - o1;
-    v[3] = d1 * vec4(dq_bytes(qb, 4u, 15u)) - o1;
+    v[0] = d0 * dq_f(dq_bytes(qa, 0u, 15u)) - o0;
+    v[1] = d0 * dq_f(dq_bytes(qb, 0u, 15u)) - o0;
+    v[2] = d1 * dq_f(dq_bytes(qa, 4u, 15u)) - o1;
+    v[3] = d1 * dq_f(dq_bytes(qb, 4u, 15u)) - o1;
 #else
     uint ha = dq_w32(wb + 8u + 4u * s), hb = dq_w32(wb + 10u + 4u * s);
-    v[0] = d0 * vec4(dq_bytes(qa, 0u, 15u) | (dq_bits(ha, 2u * c) << 4)) - o0;
-    v[1] = d0 * vec4(dq_bytes(qb, 0u, 15u) | (dq_bits(hb, 2u * c) << 4)) - o0;
-    v[2] = d1 * vec4(dq_bytes(qa, 4u, 15u) | (dq_bits(ha, 2u * c + 1u) << 4)) - o1;
-    v[3] = d1 * vec4(dq_bytes(qb, 4u, 15u) | (dq_bits(hb, 2u * c + 1u) << 4)) - o1;
+    v[0] = d0 * dq_f(dq_bytes(qa, 0u, 15u) | (dq_bits(ha, 2u * c) << 4)) - o0;
+    v[1] = d0 * dq_f(dq_bytes(qb, 0u, 15u) | (dq_bits(hb, 2u * c) << 4)) - o0;
+    v[2] = d1 * dq_f(dq_bytes(qa, 4u, 15u) | (dq_bits(ha, 2u * c + 1u) << 4)) - o1;
+    v[3] = d1 * dq_f(dq_bytes(qb, 4u, 15u) | (dq_bits(hb, 2u * c + 1u) << 4)) - o1;
 #endif
 }
 
@@ -248,11 +263,24 @@ void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
     ivec4 sc = ivec4(uvec4(dq_w16(sw), dq_w16(sw + 1u), dq_w16(sw + 2u), dq_w16(sw + 3u))
                      << (24u - ssh)) >> 24;
     vec4 ds = d * vec4(sc);
-    v[0] = ds.x * (vec4(dq_bytes(qa, 0u, 15u) | (dq_bytes(qh, 0u, 3u) << 4)) - 32.0);
-    v[1] = ds.y * (vec4(dq_bytes(qb, 0u, 15u) | (dq_bytes(qh, 2u, 3u) << 4)) - 32.0);
-    v[2] = ds.z * (vec4(dq_bytes(qa, 4u, 15u) | (dq_bytes(qh, 4u, 3u) << 4)) - 32.0);
-    v[3] = ds.w * (vec4(dq_bytes(qb, 4u, 15u) | (dq_bytes(qh, 6u, 3u) << 4)) - 32.0);
+    v[0] = ds.x * (dq_f(dq_bytes(qa, 0u, 15u) | (dq_bytes(qh, 0u, 3u) << 4)) - 32.0);
+    v[1] = ds.y * (dq_f(dq_bytes(qb, 0u, 15u) | (dq_bytes(qh, 2u, 3u) << 4)) - 32.0);
+    v[2] = ds.z * (dq_f(dq_bytes(qa, 4u, 15u) | (dq_bytes(qh, 4u, 3u) << 4)) - 32.0);
+    v[3] = ds.w * (dq_f(dq_bytes(qb, 4u, 15u) | (dq_bytes(qh, 6u, 3u) << 4)) - 32.0);
 }
 
 #endif
 
+#if defined(WTYPE_Q4_0) || defined(WTYPE_Q4_1) || defined(WTYPE_Q5_0) || defined(WTYPE_Q5_1) || \
+    defined(WTYPE_Q8_0)
+// The 32-element block types are affine in their quants: value = a.x * q + a.y with
+// a = dq_affine(block), one pair per block (exactly the products above: d * (q - 8) is
+// d * q - 8d). Kernels that sum many products per block may take the quants (dq_unit_q)
+// and apply a once per block: a.x * (q . x) + a.y * sum(x).
+#define DQ_AFFINE 1
+void dq_unit(uint wb, uint u, uint lim, out vec4 v[DQ_UV4]) {
+    vec2 a = dq_affine(wb);
+    dq_unit_q(wb, u, v);
+    [[unroll]] for (uint i = 0; i < DQ_UV4; i++) v[i] = a.x * v[i] + a.y;
+}
+#endif

@@ -94,17 +94,42 @@ void main() {
 #endif
         [[unroll]] for (uint blk = 0; blk < GROUP; blk++) {
             uint col = (g * GROUP + blk) * DQ_BLOCK;
+#ifdef DQ_AFFINE
+            // Quants times x per block, then the block's scale and offset once per row:
+            // two operations fewer per weight than decoding each value.
+            float bq[RL][NT], bx[NT];
+            [[unroll]] for (uint t = 0; t < NT; t++) {
+                bx[t] = 0.0;
+                [[unroll]] for (uint r = 0; r < RL; r++) bq[r][t] = 0.0;
+            }
+#endif
             [[unroll]] for (uint u = 0; u < DQ_UNITS; u++) {
                 vec4 xv[NT][DQ_UV4];
                 [[unroll]] for (uint t = 0; t < NT; t++)
                     [[unroll]] for (uint i = 0; i < DQ_UV4; i++) xv[t][i] = x_vec4((xtok[t] + col + dq_elem(u, i)) >> 2);
                 [[unroll]] for (uint r = 0; r < RL; r++) {
                     vec4 v[DQ_UV4];
+#ifdef DQ_AFFINE
+                    dq_unit_q(2u * r * MR_WORDS + blk * DQ_BLOCK_W16, u, v);
+                    [[unroll]] for (uint t = 0; t < NT; t++)
+                        [[unroll]] for (uint i = 0; i < DQ_UV4; i++) bq[r][t] += dot(v[i], xv[t][i]);
+#else
                     dq_unit(2u * r * MR_WORDS + blk * DQ_BLOCK_W16, u, 4u, v);
                     [[unroll]] for (uint t = 0; t < NT; t++)
                         [[unroll]] for (uint i = 0; i < DQ_UV4; i++) acc[r][t] += dot(v[i], xv[t][i]);
+#endif
                 }
+#ifdef DQ_AFFINE
+                [[unroll]] for (uint t = 0; t < NT; t++)
+                    [[unroll]] for (uint i = 0; i < DQ_UV4; i++) bx[t] += dot(xv[t][i], vec4(1.0));
+#endif
             }
+#ifdef DQ_AFFINE
+            [[unroll]] for (uint r = 0; r < RL; r++) {
+                vec2 a = dq_affine(2u * r * MR_WORDS + blk * DQ_BLOCK_W16);
+                [[unroll]] for (uint t = 0; t < NT; t++) acc[r][t] += a.x * bq[r][t] + a.y * bx[t];
+            }
+#endif
         }
     }
     [[unroll]] for (uint t = 0; t < NT; t++) {
