@@ -15,7 +15,7 @@ int main(void) {
     CHECK(text && rc == 0);
     if (text) {
         CHECK_MSG(strstr(text, "llvmpipe") != NULL, "no llvmpipe in:\n%s", text);
-        CHECK(strstr(text, "storage range 128 MiB") != NULL);
+        CHECK(strstr(text, "storage range 128 MiB, uniform range 64 KiB") != NULL);
         CHECK(strstr(text, "subgroup          8") != NULL);
         char *cpu = strstr(text, "Device cpu (default): ");
         CHECK_MSG(cpu && cpu > strstr(text, "llvmpipe"), "the CPU path is not listed last as the default:\n%s", text);
@@ -36,6 +36,7 @@ int main(void) {
         CHECK(cJSON_IsString(name) && strstr(name->valuestring, "llvmpipe"));
         CHECK(cJSON_GetObjectItem(d0, "subgroup_size")->valuedouble == 8);
         CHECK(cJSON_GetObjectItem(d0, "max_storage_buffer_range")->valuedouble == 128.0 * 1024 * 1024);
+        CHECK(cJSON_GetObjectItem(d0, "max_uniform_buffer_range")->valuedouble == 64.0 * 1024);
         CHECK(cJSON_GetObjectItem(d0, "max_memory_allocation_size")->valuedouble >= 1024.0 * 1024 * 1024);
         CHECK(cJSON_IsBool(cJSON_GetObjectItem(d0, "fp16")));
         CHECK(cJSON_IsArray(cJSON_GetObjectItem(d0, "heaps")));

@@ -10,7 +10,8 @@
 
 static void fmt_size(char *buf, size_t cap, uint64_t b) {
     if (b >= (1ull << 30)) snprintf(buf, cap, "%.1f GiB", (double)b / (1ull << 30));
-    else snprintf(buf, cap, "%.0f MiB", (double)b / (1ull << 20));
+    else if (b >= (1ull << 20)) snprintf(buf, cap, "%.0f MiB", (double)b / (1ull << 20));
+    else snprintf(buf, cap, "%.0f KiB", (double)b / 1024);
 }
 
 static void subgroup_ops_string(uint32_t ops, char *buf, size_t cap) {
@@ -37,7 +38,7 @@ static const char *uuid_text(const uint8_t u[16], char buf[40]) {
 static void print_text(const vkllm_device_info *d, uint32_t n, uint32_t def) {
     for (uint32_t i = 0; i < n; i++) {
         const vkllm_device_info *x = &d[i];
-        char a[32], b[32], c[32], ops[160], uuid[40];
+        char a[32], b[32], c[32], u[32], ops[160], uuid[40];
         if (x->index == VKLLM_DEVICE_CPU_INDEX) {
             fmt_size(a, sizeof a, x->heaps[0].size);
             printf("Device cpu%s: %s\n", x->index == def ? " (default)" : "", x->name);
@@ -78,7 +79,8 @@ static void print_text(const vkllm_device_info *d, uint32_t n, uint32_t def) {
         fmt_size(a, sizeof a, x->max_storage_buffer_range);
         fmt_size(b, sizeof b, x->max_memory_allocation_size);
         fmt_size(c, sizeof c, x->max_buffer_size);
-        printf("  limits            storage range %s, allocation %s, buffer %s\n", a, b, c);
+        fmt_size(u, sizeof u, x->max_uniform_buffer_range);
+        printf("  limits            storage range %s, uniform range %s, allocation %s, buffer %s\n", a, u, b, c);
         printf("  workgroup         shared %u KiB, %u invocations, size %u x %u x %u\n",
                x->max_shared_memory / 1024, x->max_workgroup_invocations, x->max_workgroup_size[0],
                x->max_workgroup_size[1], x->max_workgroup_size[2]);
@@ -164,6 +166,7 @@ static int print_json(const vkllm_device_info *d, uint32_t n, uint32_t def) {
                                 (double)x->min_imported_host_pointer_alignment);
         cJSON_AddBoolToObject(o, "compute_only_queue", x->compute_only_queue);
         cJSON_AddNumberToObject(o, "max_storage_buffer_range", (double)x->max_storage_buffer_range);
+        cJSON_AddNumberToObject(o, "max_uniform_buffer_range", (double)x->max_uniform_buffer_range);
         cJSON_AddNumberToObject(o, "max_memory_allocation_size", (double)x->max_memory_allocation_size);
         cJSON_AddNumberToObject(o, "max_buffer_size", (double)x->max_buffer_size);
         cJSON_AddNumberToObject(o, "max_shared_memory", x->max_shared_memory);
