@@ -135,6 +135,18 @@ static void test_matvec(th_gpu *g) {
             CHECK_NMSE(c, e, other.by_row ? "matvec by-row" : "matvec coalesced");
         }
     }
+    /* Long rows for one token: x just within a 64 KiB uniform buffer, at an offset that is
+     * not binding-aligned, and x too long for one, which the by-row kernels then read as a
+     * storage buffer (x_load.glsl). */
+    for (size_t t = 0; t < N_TYPES; t++) {
+        uint32_t b = block_of(all_types[t]);
+        mm_case c = {.type = all_types[t], .rows = 9, .cols = (16000 / b) * b, .x_off = 48};
+        double e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec, uniform x");
+        c = (mm_case){.type = all_types[t], .rows = 9, .cols = (16384 / b + 1) * b};
+        e = run_product(g, &c);
+        CHECK_NMSE(c, e, "matvec, x past a uniform buffer");
+    }
     /* Float rows of any length, including fewer than 4 elements and odd counts. */
     static const uint32_t float_types[] = {WTYPE_F32, WTYPE_F16, WTYPE_BF16};
     static const uint32_t ragged[][2] = {{5, 1}, {3, 7}, {33, 100}, {64, 257}};
