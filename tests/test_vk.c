@@ -201,6 +201,9 @@ static void test_batches(th_gpu *g) {
     CHECK_MSG(strstr(vkllm_last_error(), "binary.comp") != NULL, "message: %s", vkllm_last_error());
     bad_desc.shader = "no_such_shader.comp";
     CHECK(vk_pipeline_get(g->dev, &bad_desc, &p) == VKLLM_ERR_SHADER);
+    vk_pipeline_desc bad_mask = d;
+    bad_mask.uniform_mask = 1u << d.n_bindings; /* a uniform binding the pipeline does not have */
+    CHECK(vk_pipeline_get(g->dev, &bad_mask, &p) == VKLLM_ERR_INVALID_ARG);
 
     vk_buf *all[] = {&a, &b, &t1, &t2, &t3};
     for (int i = 0; i < 5; i++) vk_buf_free(g->dev, all[i]);

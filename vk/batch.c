@@ -93,9 +93,11 @@ static vkllm_status add_pool(vk_batch *b) {
     if (b->n_pools == MAX_POOLS)
         return vkl_err(VKLLM_ERR_INVALID_ARG, "a batch exceeded %d dispatches; submit more often",
                        MAX_POOLS * SETS_PER_POOL);
+    /* Room for any mix of storage and uniform bindings in every set. */
     VkDescriptorPoolSize ps[2] = {{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                    .descriptorCount = SETS_PER_POOL * VK_MAX_BINDINGS},
-                                  {.type = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, .descriptorCount = SETS_PER_POOL}};
+                                  {.type = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER,
+                                   .descriptorCount = SETS_PER_POOL * VK_MAX_BINDINGS}};
     VkDescriptorPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                      .maxSets = SETS_PER_POOL,
                                      .poolSizeCount = 2,

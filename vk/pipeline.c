@@ -120,7 +120,8 @@ void vk_pipeline_cache_save(vk_device *dev) {
 static int desc_equal(const vk_pipeline_desc *a, const vk_pipeline_desc *b) {
     return !strcmp(a->shader, b->shader) &&
            !strcmp(a->defines ? a->defines : "", b->defines ? b->defines : "") &&
-           a->n_bindings == b->n_bindings && a->uniform_mask == b->uniform_mask && a->push_size == b->push_size && a->n_spec == b->n_spec &&
+           a->n_bindings == b->n_bindings && a->uniform_mask == b->uniform_mask && a->push_size == b->push_size &&
+           a->n_spec == b->n_spec &&
            !memcmp(a->spec, b->spec, a->n_spec * sizeof a->spec[0]);
 }
 
@@ -270,6 +271,9 @@ static vkllm_status memo_entry(vk_device *dev, const vk_pipeline_desc *desc, vk_
         return vkl_err(VKLLM_ERR_INVALID_ARG, "pipeline %s: %u bindings, %u push bytes, %u constants (at most "
                        "%d, %d, %d)", desc->shader, desc->n_bindings, desc->push_size, desc->n_spec,
                        VK_MAX_BINDINGS, VK_MAX_PUSH, VK_MAX_SPEC);
+    if (desc->uniform_mask >> desc->n_bindings)
+        return vkl_err(VKLLM_ERR_INVALID_ARG, "pipeline %s: uniform_mask 0x%x names bindings past its %u",
+                       desc->shader, desc->uniform_mask, desc->n_bindings);
     pthread_mutex_lock(&dev->pipeline_lock);
     vk_pipeline *p = dev->pipelines;
     while (p && !desc_equal(&p->desc, desc)) p = p->next;

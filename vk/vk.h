@@ -183,8 +183,9 @@ vkllm_status vk_set_cache_dir(const char *path);
 typedef struct vk_pipeline_desc {
     const char *shader;   /* "add.comp" */
     const char *defines;  /* "OP_MUL=1;TYPE=q4_0" or NULL */
-    uint32_t n_bindings;  /* buffers at set 0, bindings 0..n-1: storage buffers but ... */
-    uint32_t uniform_mask; /* ... bit i set: binding i is a uniform buffer (vk_uniform_range) */
+    uint32_t n_bindings;  /* buffers at set 0, bindings 0..n-1: storage buffers, except ... */
+    uint32_t uniform_mask; /* ... bit i set: binding i is a uniform buffer (batches check its
+                            * offset and size against the device's uniform limits) */
     uint32_t push_size;   /* bytes of push constants (<= VK_MAX_PUSH) */
     uint32_t n_spec;      /* uint32 specialization constants with ids 0..n-1 */
     uint32_t spec[VK_MAX_SPEC];
